@@ -1,0 +1,105 @@
+"""Frame -> model-input resampling that reproduces TensorFlow's ops exactly.
+
+MoveNet's reference pipeline (Google's TF Hub tutorial) feeds the model with
+``tf.image.resize_with_pad`` (images, multipose) or ``tf.image.crop_and_resize`` (single-pose
+video, following the person), then ``tf.cast(..., tf.int32)``. Both are bilinear samplings that
+we compute here with numpy gathers of only the output pixels, so a 1080p frame never gets
+converted to float as a whole.
+
+Every function returns the model input (uint8 (h, w, 3)) and a :class:`Window`, the affine map
+from the model's normalised output coordinates back to frame pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Window:
+    """Maps model-normalised (y, x) in [0, 1] to frame pixels: ``px = offset + scale * norm``."""
+
+    y0: float
+    x0: float
+    height: float  # pixels of the frame covered by the model input's full height
+    width: float
+
+    def to_pixels(self, yx: np.ndarray) -> np.ndarray:
+        """(..., 2) normalised (y, x) -> (..., 2) pixel (x, y)."""
+        y = self.y0 + yx[..., 0] * self.height
+        x = self.x0 + yx[..., 1] * self.width
+        return np.stack([x, y], -1).astype(np.float32)
+
+
+def _sample(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray, y_valid: np.ndarray,
+            x_valid: np.ndarray) -> np.ndarray:
+    """Bilinear samples of ``frame`` at the grid ys x xs, zero where invalid, truncated to uint8.
+
+    Follows the TF.js CPU kernels (the reference we test against): ``top = tl + (tr - tl) * dx``,
+    ``out = top + (bottom - top) * dy`` in double precision, then the int32 cast that truncates.
+    """
+    h, w = frame.shape[:2]
+    y0 = np.clip(np.floor(ys), 0, h - 1).astype(np.intp)
+    y1 = np.clip(np.ceil(ys), 0, h - 1).astype(np.intp)
+    x0 = np.clip(np.floor(xs), 0, w - 1).astype(np.intp)
+    x1 = np.clip(np.ceil(xs), 0, w - 1).astype(np.intp)
+    dy = (ys - np.floor(ys))[:, None, None]
+    dx = (xs - np.floor(xs))[None, :, None]
+    rows0, rows1 = frame[y0], frame[y1]  # (oh, W, 3): gather rows once, then columns
+    tl = rows0[:, x0].astype(np.float64)
+    tr = rows0[:, x1].astype(np.float64)
+    bl = rows1[:, x0].astype(np.float64)
+    br = rows1[:, x1].astype(np.float64)
+    top = tl + (tr - tl) * dx
+    bottom = bl + (br - bl) * dx
+    out = top + (bottom - top) * dy
+    out *= (y_valid[:, None] & x_valid[None, :])[..., None]
+    return out.astype(np.uint8)  # values are in [0, 255]: truncation == tf.cast to int32
+
+
+def resize_with_pad(frame: np.ndarray, out_h: int, out_w: int) -> tuple[np.ndarray, Window]:
+    """``tf.image.resize_with_pad`` (bilinear, half-pixel centres, no antialias), then int cast.
+
+    Args:
+        frame: uint8 (H, W, 3) RGB.
+    Returns:
+        uint8 (out_h, out_w, 3) and the window mapping model output back to frame pixels.
+    """
+    h, w = frame.shape[:2]
+    ratio = max(w / out_w, h / out_h)
+    rh, rw = max(int(np.floor(h / ratio)), 1), max(int(np.floor(w / ratio)), 1)
+    pad_y, pad_x = (out_h - rh) // 2, (out_w - rw) // 2
+    # Half-pixel centres: source = (i + 0.5) * in/out - 0.5; below 0 both taps are row 0.
+    ys = np.maximum((np.arange(rh) + 0.5) * (h / rh) - 0.5, 0)
+    xs = np.maximum((np.arange(rw) + 0.5) * (w / rw) - 0.5, 0)
+    resized = _sample(frame, ys, xs, np.ones(rh, bool), np.ones(rw, bool))
+    out = np.zeros((out_h, out_w, 3), np.uint8)
+    out[pad_y:pad_y + rh, pad_x:pad_x + rw] = resized
+    window = Window(-pad_y * h / rh, -pad_x * w / rw, out_h * h / rh, out_w * w / rw)
+    return out, window
+
+
+def crop_and_resize(frame: np.ndarray, box: np.ndarray, size: int) -> tuple[np.ndarray, Window]:
+    """``tf.image.crop_and_resize`` of one normalised box (y1, x1, y2, x2) to (size, size).
+
+    Samples outside the frame are 0 (TF's extrapolation value); the window follows the
+    reference tutorial, which maps the model's [0, 1] onto the box edges.
+    """
+    h, w = frame.shape[:2]
+    y1, x1, y2, x2 = (float(v) for v in box)
+    i = np.arange(size, dtype=np.float64)
+    ys = y1 * (h - 1) + i * ((y2 - y1) * (h - 1) / (size - 1))
+    xs = x1 * (w - 1) + i * ((x2 - x1) * (w - 1) / (size - 1))
+    y_valid = (ys >= 0) & (ys <= h - 1)
+    x_valid = (xs >= 0) & (xs <= w - 1)
+    out = _sample(frame, ys, xs, y_valid, x_valid)
+    return out, Window(y1 * h, x1 * w, (y2 - y1) * h, (x2 - x1) * w)
+
+
+def multipose_size(h: int, w: int, long_side: int = 256) -> tuple[int, int]:
+    """Input size for MultiPose: ``long_side`` on the long side, the other a multiple of 32."""
+    if h >= w:
+        return long_side, min(long_side, int(np.ceil(w * long_side / h / 32)) * 32)
+    return min(long_side, int(np.ceil(h * long_side / w / 32)) * 32), long_side
