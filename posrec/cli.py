@@ -1,0 +1,129 @@
+"""The ``posrec`` command: parses arguments and calls the modules; no logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+from posrec import __version__
+from posrec.errors import PosrecError
+
+ESTIMATOR_CHOICES = ["lightning", "thunder", "multipose", "keypointrcnn"]
+
+
+def _threads(n: int | None) -> None:
+    if n:
+        import torch
+
+        torch.set_num_threads(n)
+
+
+def _estimator_factory(args):
+    from posrec.estimate.estimators import load_estimator
+
+    def make(video: bool):
+        return load_estimator(args.model, follow_person=video, device=args.device)
+    return make
+
+
+def cmd_pose(args) -> None:
+    from posrec.pose import run_pose
+
+    _threads(args.threads)
+    if args.camera is None and not args.paths:
+        raise PosrecError("give an image, video or folder, or --camera N")
+    written = run_pose([Path(p) for p in args.paths], Path(args.out), _estimator_factory(args),
+                       camera=args.camera, show=args.show, batch=args.batch)
+    for p in written:
+        print(p)
+
+
+def cmd_extract(args) -> None:
+    from posrec.extract import extract
+
+    _threads(args.threads)
+    model = args.model or "multipose"
+    from posrec.estimate.estimators import load_estimator
+
+    estimator = load_estimator(model, follow_person=True, device=args.device)
+    ds = extract([Path(p) for p in args.inputs], Path(args.out), estimator,
+                 labels_from_dirs=args.labels_from_dirs, shard=args.shard, batch=args.batch,
+                 max_people=args.max_people)
+    print(f"{len(ds['annotations'])} clips -> {args.out}")
+
+
+def cmd_data_merge(args) -> None:
+    from posrec.io.pickle import merge_datasets, save_dataset
+    from posrec.io.atomic import check_not_input
+
+    check_not_input(args.out, *args.parts)
+    ds = merge_datasets([Path(p) for p in args.parts])
+    save_dataset(ds, Path(args.out))
+    print(f"{len(ds['annotations'])} clips from {len(args.parts)} files -> {args.out}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="posrec", description="Pose-based human action recognition.")
+    parser.add_argument("--version", action="version", version=f"posrec {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add_estimator_args(p, default):
+        p.add_argument("--model", choices=ESTIMATOR_CHOICES, default=default,
+                       help=f"keypoint estimator (default: {default or 'multipose'})")
+        p.add_argument("--batch", type=int, default=8, help="frames per forward pass (default 8)")
+        p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
+        p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+
+    p = sub.add_parser("pose", help="estimate poses on images, videos or a webcam",
+                       description="Estimate and track COCO-17 skeletons. An image gives an overlay "
+                                   "PNG and keypoints JSON; a video gives an overlay MP4 and "
+                                   "per-frame JSON.")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="images, videos or folders")
+    p.add_argument("-o", "--out", default="pose_out", help="output folder (default: pose_out)")
+    p.add_argument("--camera", type=int, default=None, metavar="N", help="read webcam N")
+    p.add_argument("--show", action="store_true", help="display live ('q' quits)")
+    add_estimator_args(p, "lightning")
+    p.set_defaults(func=cmd_pose)
+
+    p = sub.add_parser("extract", help="videos -> skeleton dataset file (PYSKL pickle)",
+                       description="Estimate and track every person in each video and write a "
+                                   "PYSKL/MMAction2 dataset pickle; resumable.")
+    p.add_argument("inputs", nargs="+", metavar="VIDEO_OR_DIR")
+    p.add_argument("-o", "--out", required=True, metavar="FILE.pkl",
+                   help="output file; may contain {i} for the shard index")
+    p.add_argument("--labels-from-dirs", action="store_true",
+                   help="class label = name of the sub-folder each video is in")
+    p.add_argument("--shard", default=None, metavar="I/N",
+                   help="process every N-th video starting at I ('auto': torchrun/Slurm rank)")
+    p.add_argument("--max-people", type=int, default=None, help="keep the M longest tracks")
+    add_estimator_args(p, None)
+    p.set_defaults(func=cmd_extract)
+
+    data = sub.add_parser("data", help="skeleton dataset files: convert, info, merge")
+    dsub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    p = dsub.add_parser("merge", help="join dataset files (e.g. extract shards)")
+    p.add_argument("parts", nargs="+", metavar="FILE.pkl")
+    p.add_argument("-o", "--out", required=True, metavar="FILE.pkl")
+    p.set_defaults(func=cmd_data_merge)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    warnings.formatwarning = lambda msg, cat, *a, **k: f"posrec: warning: {msg}\n"
+    try:
+        args.func(args)
+    except PosrecError as err:
+        print(f"posrec: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("posrec: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
