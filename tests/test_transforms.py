@@ -1,0 +1,248 @@
+"""Transforms on real clips: Penn Action (2D, annotated) and NW-UCLA (3D, Kinect v1)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from posrec.data import transforms as T
+from posrec.data.dataset import SkeletonDataset
+from posrec.errors import PosrecError
+from posrec.io.nwucla import read_nwucla_json
+from posrec.io.penn import read_penn_mat
+from posrec.skeleton import get_layout
+
+
+@pytest.fixture(scope="module")
+def penn_clip(shared_data: Path) -> dict:
+    """Penn Action 0001 (baseball pitch, 151 frames, 480 x 360): keypoint (1, 151, 13, 2) pixels."""
+    return read_penn_mat(shared_data / "skeleton/penn_action/labels/0001.mat")[0]
+
+
+@pytest.fixture(scope="module")
+def ucla_clip(shared_data: Path) -> dict:
+    """NW-UCLA a01_s01_e00_v01: keypoint (1, T, 20, 3) metres."""
+    return read_nwucla_json(shared_data / "skeleton/nw_ucla/all_sqe/a01_s01_e00_v01.json")
+
+
+def _frozen(anno: dict) -> dict:
+    """A copy whose arrays are read-only: a transform writing into its input fails loudly."""
+    out = dict(anno)
+    for k, v in anno.items():
+        if isinstance(v, np.ndarray):
+            out[k] = v.copy()
+            out[k].flags.writeable = False
+    return out
+
+
+def _bone_lengths(kp: np.ndarray, layout: str) -> np.ndarray:
+    bones = np.array(get_layout(layout).bones)
+    return np.linalg.norm(kp[..., bones[:, 0], :] - kp[..., bones[:, 1], :], axis=-1)
+
+
+def test_prenormalize2d(penn_clip):
+    out = T.PreNormalize2D()(_frozen(penn_clip))
+    h, w = penn_clip["img_shape"]
+    kp, raw = out["keypoint"], penn_clip["keypoint"]
+    np.testing.assert_allclose(kp[..., 0], (raw[..., 0] - w / 2) / (w / 2), atol=1e-6)
+    np.testing.assert_allclose(kp[..., 1], (raw[..., 1] - h / 2) / (h / 2), atol=1e-6)
+    assert np.abs(kp).max() <= 1.0 and out["normalized"] and kp.dtype == np.float32
+    low = dict(penn_clip, keypoint_score=np.zeros_like(penn_clip["keypoint_score"]))
+    assert not T.PreNormalize2D()(low)["keypoint"].any()  # score <= threshold -> missing
+
+
+def test_prenormalize3d(ucla_clip):
+    out = T.PreNormalize3D()(_frozen(ucla_clip))
+    kp = out["keypoint"]
+    assert kp.shape == ucla_clip["keypoint"].shape and out["total_frames"] == kp.shape[1]
+    np.testing.assert_allclose(kp[0, 0, 1], 0, atol=1e-6)  # body centre (spine) at the origin
+    shoulders = kp[0, 0, 4] - kp[0, 0, 8]  # right -> left shoulder along +x
+    np.testing.assert_allclose(shoulders[1:], 0, atol=1e-5)
+    assert shoulders[0] > 0
+    # a rigid motion: every bone keeps its length in every frame
+    np.testing.assert_allclose(_bone_lengths(kp, "nwucla20"),
+                               _bone_lengths(ucla_clip["keypoint"], "nwucla20"), atol=1e-5)
+
+
+def test_prenormalize3d_spine_to_z(ucla_clip):
+    # with the shoulder step a no-op (shoulders already on x), the spine ends on +z
+    kp = np.zeros((1, 2, 20, 3), np.float32)
+    kp[:, :, 0] = [0, 0.2, -0.3]   # hip centre
+    kp[:, :, 1] = [0, 0.7, 0.1]    # spine (centre)
+    kp[:, :, 4] = [0.3, 0.9, 0.1]  # left shoulder
+    kp[:, :, 8] = [-0.3, 0.9, 0.1]  # right shoulder
+    kp[:, 1, 5] = [1, 1, 1]
+    out = T.PreNormalize3D("nwucla20")({"keypoint": kp, "total_frames": 2})["keypoint"]
+    spine = out[0, 0, 1] - out[0, 0, 0]
+    np.testing.assert_allclose(spine / np.linalg.norm(spine), [0, 0, 1], atol=1e-6)
+    assert not out[0, 0, 5].any()  # a missing joint stays missing
+
+
+def test_prenormalize3d_drops_absent_frames_and_orders_people():
+    rng = np.random.default_rng(0)
+    kp = rng.normal(size=(2, 6, 25, 3)).astype(np.float32)
+    kp[0, 3:] = 0  # person 0 only in 3 frames, person 1 in all 6
+    out = T.PreNormalize3D()({"keypoint": kp, "total_frames": 6, "layout": "ntu25"})
+    assert out["keypoint"].shape == (2, 6, 25, 3)
+    assert np.any(out["keypoint"][0] != 0, axis=(1, 2)).all()  # the longer-present one is first
+    kp[1, :2] = 0
+    kp[0] = rng.normal(size=(6, 25, 3))
+    kp[0, 4:] = 0
+    out = T.PreNormalize3D()({"keypoint": kp, "total_frames": 6, "layout": "ntu25"})
+    assert out["total_frames"] == 4 == out["keypoint"].shape[1]
+
+
+@pytest.mark.parametrize("n", [7, 40, 75, 151, 500])
+def test_uniform_sample(n):
+    for test in (False, True):
+        inds = T.sample_indices(n, 50, num_clips=3, test_mode=test)
+        assert inds.shape == (150,) and inds.min() >= 0 and inds.max() < n
+        if n >= 50:
+            assert all(np.all(np.diff(c) > 0) for c in inds.reshape(3, 50))  # sorted, distinct
+    a = T.sample_indices(n, 50, 10, test_mode=True)
+    np.testing.assert_array_equal(a, T.sample_indices(n, 50, 10, test_mode=True))  # deterministic
+    if n >= 100:
+        assert not np.array_equal(a[:50], a[50:100])  # test clips differ from each other
+        train = [T.sample_indices(n, 50, rng=np.random.default_rng(s)) for s in range(2)]
+        assert not np.array_equal(*train)
+
+
+def test_uniform_sample_short_loops_and_p_interval():
+    inds = T.sample_indices(7, 20, test_mode=True)
+    assert set(inds) == set(range(7))  # every frame, looped
+    inds = T.sample_indices(1000, 10, p_interval=(0.5, 0.5), rng=np.random.default_rng(1))
+    assert inds.max() - inds.min() < 500
+
+
+def test_uniform_sample_transform(penn_clip):
+    out = T.UniformSample(32, num_clips=2, test_mode=True)(_frozen(penn_clip))
+    assert out["keypoint"].shape == (1, 64, 13, 2) and out["keypoint_score"].shape == (1, 64, 13)
+    np.testing.assert_array_equal(out["keypoint"], penn_clip["keypoint"][:, out["frame_inds"]])
+    x = T.ToTensor()(out)["keypoint"]
+    assert x.shape == (2, 1, 32, 13, 3) and x.dtype == torch.float32
+
+
+@pytest.mark.parametrize("normalise", [False, True])
+def test_flip_twice_is_identity_2d(penn_clip, normalise):
+    clip = T.PreNormalize2D()(penn_clip) if normalise else penn_clip
+    once = T.RandomFlip(p=1.0)(_frozen(clip))
+    twice = T.RandomFlip(p=1.0)(_frozen(once))
+    np.testing.assert_allclose(twice["keypoint"], clip["keypoint"], atol=1e-4)
+    np.testing.assert_array_equal(twice["keypoint_score"], clip["keypoint_score"])
+    # the left wrist (5) after the flip is the mirrored right wrist (6)
+    w = penn_clip["img_shape"][1]
+    mirror = -clip["keypoint"][..., 6, 0] if normalise else w - clip["keypoint"][..., 6, 0]
+    np.testing.assert_allclose(once["keypoint"][..., 5, 0], mirror, atol=1e-4)
+    np.testing.assert_array_equal(once["keypoint_score"][..., 5], clip["keypoint_score"][..., 6])
+    assert T.RandomFlip(p=0.0)(clip) is clip
+
+
+def test_flip_3d(ucla_clip):
+    clip = T.PreNormalize3D()(ucla_clip)
+    once = T.flip(clip)
+    np.testing.assert_allclose(T.flip(once)["keypoint"], clip["keypoint"], atol=1e-6)
+    np.testing.assert_allclose(once["keypoint"][..., 4, 0], -clip["keypoint"][..., 8, 0], atol=1e-6)
+
+
+def test_streams(penn_clip):
+    clip = T.PreNormalize2D()(penn_clip)
+    out = T.GenSkeFeat("penn13", feats=("j", "b", "jm", "bm"))(_frozen(clip))
+    kp = out["keypoint"]
+    assert kp.shape == (1, 151, 13, 12) and "keypoint_score" not in out
+    j, b, jm, bm = np.split(kp, 4, axis=-1)
+    np.testing.assert_array_equal(j[..., 2], clip["keypoint_score"])  # score as a channel
+    centre = get_layout("penn13").center
+    assert not b[..., centre, :2].any()  # the centre joint's bone is zero
+    parents = get_layout("penn13").parents
+    np.testing.assert_allclose(b[..., 9, :2], j[..., 9, :2] - j[..., parents[9], :2])
+    np.testing.assert_allclose(jm[:, :-1, :, :2], np.diff(j[..., :2], axis=1), atol=1e-6)
+    assert not jm[:, -1].any() and not bm[:, -1].any()
+    np.testing.assert_allclose(bm[:, :-1, :, :2], np.diff(b[..., :2], axis=1), atol=1e-6)
+    only_b = T.Streams("penn13", feats=("b",))(clip)["keypoint"]
+    np.testing.assert_array_equal(only_b, b)
+    with pytest.raises(PosrecError, match="unknown input stream"):
+        T.GenSkeFeat("penn13", feats=("x",))
+
+
+def test_motion_stays_within_clips(penn_clip):
+    clip = T.UniformSample(10, num_clips=3, test_mode=True)(T.PreNormalize2D()(penn_clip))
+    jm = T.GenSkeFeat("penn13", feats=("jm",))(clip)["keypoint"]
+    assert not jm[:, [9, 19, 29]].any()  # last frame of each clip: no difference across clips
+
+
+def test_streams_3d(ucla_clip):
+    out = T.GenSkeFeat(feats=("j", "b"))(T.PreNormalize3D()(ucla_clip))["keypoint"]  # layout key
+    assert out.shape[-1] == 6 and not out[..., get_layout("nwucla20").center, 3:].any()
+
+
+def test_rotation_preserves_bone_lengths(ucla_clip, penn_clip):
+    clip = T.PreNormalize3D()(ucla_clip)
+    rot = T.RandomRotate(0.5, rng=np.random.default_rng(0))(_frozen(clip))["keypoint"]
+    assert not np.allclose(rot, clip["keypoint"])
+    np.testing.assert_allclose(_bone_lengths(rot, "nwucla20"), _bone_lengths(clip["keypoint"], "nwucla20"),
+                               atol=1e-5)
+    flat = T.PreNormalize2D()(penn_clip)
+    rot2 = T.RandomRotate(0.5, rng=np.random.default_rng(1))(flat)["keypoint"]
+    np.testing.assert_allclose(_bone_lengths(rot2, "penn13"), _bone_lengths(flat["keypoint"], "penn13"),
+                               atol=1e-5)
+
+
+def test_scale_shift_keep_missing_joints():
+    kp = np.ones((2, 4, 13, 2), np.float32)
+    kp[1] = 0
+    clip = {"keypoint": kp, "keypoint_score": np.ones(kp.shape[:3], np.float32)}
+    for t in (T.RandomScale(0.2), T.RandomShift(0.2), T.RandomRotate(0.3), T.EstimatorNoise(0.05, 0.2)):
+        out = t(_frozen(clip))["keypoint"]
+        assert out.shape == kp.shape and not out[1].any(), t
+    s = T.RandomScale(0.2, rng=np.random.default_rng(0))(clip)["keypoint"][0]
+    assert np.all((s >= 0.8) & (s <= 1.2)) and np.ptp(s[..., 0]) == 0
+
+
+def test_estimator_noise(penn_clip):
+    clip = T.PreNormalize2D()(penn_clip)
+    out = T.EstimatorNoise(0.02, drop_prob=0.1, score_range=(0.5, 1.0), rng=np.random.default_rng(0))(
+        _frozen(clip))
+    kp, sc = out["keypoint"], out["keypoint_score"]
+    was = np.any(clip["keypoint"] != 0, -1)
+    dropped = was & ~np.any(kp != 0, -1)
+    assert 0.07 < dropped.sum() / was.sum() < 0.13 and not sc[dropped].any()
+    kept = was & ~dropped
+    ratio = sc[kept] / clip["keypoint_score"][kept]
+    assert ratio.min() >= 0.5 and ratio.max() <= 1.0
+    err = np.linalg.norm(kp - clip["keypoint"], axis=-1)[kept]
+    assert 0 < np.median(err) < 0.1  # a few percent of a body that spans about one unit
+
+
+def test_pad_persons(penn_clip):
+    out = T.PadPersons(2)(penn_clip)
+    assert out["keypoint"].shape[0] == 2 == out["keypoint_score"].shape[0] and not out["keypoint"][1].any()
+    loop = T.PadPersons(3, mode="loop")(penn_clip)["keypoint"]
+    np.testing.assert_array_equal(loop[2], penn_clip["keypoint"][0])
+    assert T.PadPersons(1)(out)["keypoint"].shape[0] == 1
+
+
+def test_convert_layout_transform():
+    rng = np.random.default_rng(0)
+    clip = {"keypoint": rng.uniform(0, 100, (1, 5, 17, 2)).astype(np.float32),
+            "keypoint_score": np.ones((1, 5, 17), np.float32), "layout": "coco17"}
+    out = T.ConvertLayout("penn13")(clip)
+    assert out["keypoint"].shape == (1, 5, 13, 2) and out["layout"] == "penn13"
+    np.testing.assert_allclose(out["keypoint"][..., 0, :], clip["keypoint"][..., :5, :].mean(-2), rtol=1e-5)
+
+
+@pytest.mark.parametrize("which", ["penn", "ucla"])
+def test_default_pipeline_batches(which, penn_clip, ucla_clip):
+    clip = penn_clip if which == "penn" else ucla_clip
+    dim, layout = (2, "penn13") if which == "penn" else (3, "nwucla20")
+    data = {"split": {"train": [clip["frame_dir"]]}, "annotations": [clip], "classes": list("abcdefghijklmno")}
+    train = T.default_pipeline(dim, layout, clip_len=24, feats=("j", "b"), rotate=0.1, scale=0.1,
+                               shift=0.05, noise=0.01, drop=0.05, flip=0.5)
+    ds = SkeletonDataset(data, "train", train)
+    x, y = next(iter(torch.utils.data.DataLoader(ds, batch_size=1)))
+    assert x.shape == (1, 1, 2, 24, get_layout(layout).num_joints, 6) and x.dtype == torch.float32
+    test = T.default_pipeline(dim, layout, clip_len=24, num_clips=4, test_mode=True)
+    a, b = SkeletonDataset(data, "train", test)[0][0], SkeletonDataset(data, "train", test)[0][0]
+    assert a.shape == (4, 2, 24, get_layout(layout).num_joints, 3) and torch.equal(a, b)
