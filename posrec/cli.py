@@ -64,6 +64,27 @@ def cmd_data_merge(args) -> None:
     print(f"{len(ds['annotations'])} clips from {len(args.parts)} files -> {args.out}")
 
 
+def cmd_data_convert(args) -> None:
+    from posrec.io.atomic import check_not_input
+    from posrec.io.datasets import convert, dataset_info, format_dataset_info
+    from posrec.io.pickle import save_dataset
+
+    check_not_input(args.out, args.src)
+    ds = convert(Path(args.src), args.format)
+    save_dataset(ds, Path(args.out))
+    print(format_dataset_info(dataset_info(ds)))
+    print(f"-> {args.out}")
+
+
+def cmd_data_info(args) -> None:
+    import json
+
+    from posrec.io.datasets import dataset_info, format_dataset_info
+
+    info = dataset_info(Path(args.file))
+    print(json.dumps(info, indent=1) if args.json else format_dataset_info(info))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="posrec", description="Pose-based human action recognition.")
     parser.add_argument("--version", action="version", version=f"posrec {__version__}")
@@ -103,6 +124,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="skeleton dataset files: convert, info, merge")
     dsub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    p = dsub.add_parser("convert", help="a dataset in its own format -> posrec/PYSKL pickle")
+    p.add_argument("src", metavar="SRC", help="file or folder (Penn .mat dir, NW-UCLA json dir, "
+                                              "Kinetics json, NTU .skeleton dir, PYSKL pickle)")
+    p.add_argument("-o", "--out", required=True, metavar="FILE.pkl")
+    p.add_argument("--format", default="auto",
+                   choices=["auto", "penn", "nwucla", "kinetics", "ntu", "pickle"])
+    p.set_defaults(func=cmd_data_convert)
+    p = dsub.add_parser("info", help="classes, split sizes, lengths and layout of a dataset file")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_data_info)
     p = dsub.add_parser("merge", help="join dataset files (e.g. extract shards)")
     p.add_argument("parts", nargs="+", metavar="FILE.pkl")
     p.add_argument("-o", "--out", required=True, metavar="FILE.pkl")
