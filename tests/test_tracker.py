@@ -78,11 +78,16 @@ def test_track_survives_short_miss_and_expires_after_max_missed():
     tracked = track_poses(gap3, fps=30)
     assert {int(i) for f in tracked for i in f.track_ids} == {0}
     assert [len(f) for f in tracked[10:13]] == [0, 0, 0]
-    # Gone longer than max_missed (0.5 s at 30 fps = 15 frames): a new track.
+    # Gone longer than max_missed (2 s at 30 fps = 60 frames): a new track.
+    walk = [_frame([_person(100 + 1 * t, 200, 150, rng, 1.0)]) for t in range(80)]
+    gap70 = [f if not 5 <= t < 75 else FramePoses.empty() for t, f in enumerate(walk)]
+    tracked = track_poses(gap70, fps=30)
+    assert tracked[4].track_ids.tolist() == [0] and tracked[75].track_ids.tolist() == [1]
+    # Within max_missed, the lost track takes its person back though 20 frames have passed.
     gap20 = [f if not 10 <= t < 30 else FramePoses.empty() for t, f in enumerate(walk)]
     tracked = track_poses(gap20, fps=30)
-    assert tracked[9].track_ids.tolist() == [0] and tracked[30].track_ids.tolist() == [1]
-    assert PoseTracker(fps=60).max_missed == 30 and PoseTracker(fps=0).max_missed == 15
+    assert tracked[9].track_ids.tolist() == [0] and tracked[30].track_ids.tolist() == [0]
+    assert PoseTracker(fps=60).max_missed == 120 and PoseTracker(fps=0).max_missed == 60
 
 
 def test_low_confidence_detections_continue_tracks_but_start_none():

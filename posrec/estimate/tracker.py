@@ -63,11 +63,12 @@ class _Track:
     hits: int = 1
     velocity: np.ndarray | None = None  # (2,) box-centre motion, pixels per frame
 
-    def shift(self, frame: int) -> np.ndarray:
-        """Predicted displacement (2,) since the last match, at constant velocity."""
+    def shift(self, frame: int, horizon: int = 10) -> np.ndarray:
+        """Predicted displacement (2,) since the last match, at constant velocity for at most
+        ``horizon`` frames: people stop and turn, so a long extrapolation only drifts."""
         if self.velocity is None:
             return np.zeros(2, np.float32)
-        return self.velocity * float(frame - self.last_seen)
+        return self.velocity * float(min(frame - self.last_seen, horizon))
 
 
 def _expand(boxes: np.ndarray, ratio: float) -> np.ndarray:
@@ -96,6 +97,9 @@ class PoseTracker:
         velocity_smoothing: weight of the newest measurement in the velocity's running mean.
         iou_buffer: boxes are grown by this fraction of their size on each side before IoU, so
             small or thin people survive box jitter and motion (buffered IoU, as in C-BIoU).
+        reid_distance: second stage for tracks that lost their person (occlusion, missed
+            detections): an unmatched detection whose box centre lies within this many track
+            heights of the track's last centre, at a similar height, takes the track back.
 
     The defaults were chosen on synthetic motion of real COCO people (jitter, misses, crossing).
 
@@ -106,9 +110,10 @@ class PoseTracker:
                  min_similarity: float = 0.2, new_track_score: float = 0.3,
                  keypoint_threshold: float = 0.2, oks_weight: float = 0.7,
                  predict_motion: bool = True, velocity_smoothing: float = 0.3,
-                 iou_buffer: float = 0.3) -> None:
+                 iou_buffer: float = 0.3, reid_distance: float = 0.5) -> None:
         fps = fps if fps and fps > 0 else 30.0
-        self.max_missed = int(round(0.5 * fps)) if max_missed is None else int(max_missed)
+        self.max_missed = int(round(2.0 * fps)) if max_missed is None else int(max_missed)
+        self.reid_distance = reid_distance
         self.min_similarity = min_similarity
         self.new_track_score = new_track_score
         self.keypoint_threshold = keypoint_threshold
@@ -163,6 +168,7 @@ class PoseTracker:
                 if sim[r, c] >= self.min_similarity:
                     self._match(self.tracks[r], poses, c, frame)
                     ids[c] = self.tracks[r].id
+            self._reidentify(poses, ids, frame)
         # New tracks, strongest detection first so ids follow confidence within a frame.
         for c in np.argsort(-poses.box_scores, kind="stable"):
             if ids[c] < 0 and poses.box_scores[c] >= self.new_track_score:
@@ -175,6 +181,27 @@ class PoseTracker:
         out = poses.select(keep)
         out.track_ids = ids[keep]
         return out
+
+    def _reidentify(self, poses: FramePoses, ids: np.ndarray, frame: int) -> None:
+        """Match lost tracks (not seen last frame) to the detections left, by centre distance
+        relative to body height: after an occlusion the pose and box have changed too much for
+        OKS or IoU, but the person is still about where they were last seen."""
+        lost = [t for t in self.tracks if t.last_seen < frame - 1]
+        free = np.flatnonzero(ids < 0)
+        if not lost or not len(free):
+            return
+        t_box = np.stack([t.box for t in lost]) + np.tile(np.stack([t.shift(frame) for t in lost]), 2)
+        d_box = poses.boxes[free]
+        t_h = np.maximum(t_box[:, 3] - t_box[:, 1], 1.0)[:, None]
+        d_h = np.maximum(d_box[:, 3] - d_box[:, 1], 1.0)[None, :]
+        dist = np.linalg.norm(((t_box[:, None, :2] + t_box[:, None, 2:]) - (d_box[None, :, :2] + d_box[None, :, 2:])) / 2, axis=-1)
+        sim = 1.0 - dist / (self.reid_distance * t_h)
+        sim[(d_h / t_h > 1.5) | (t_h / d_h > 1.5)] = 0.0
+        rows, cols = linear_sum_assignment(np.maximum(sim, 0.0), maximize=True)
+        for r, c in zip(rows, cols):
+            if sim[r, c] > 0:
+                self._match(lost[r], poses, free[c], frame)
+                ids[free[c]] = lost[r].id
 
     def _match(self, track: _Track, poses: FramePoses, c: int, frame: int) -> None:
         gap = frame - track.last_seen
