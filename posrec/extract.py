@@ -73,8 +73,8 @@ def clip_annotation(path: Path, estimator, batch: int = 8, max_people: int | Non
 
 def _class_of(video: Path, roots: list[Path]) -> str:
     for root in roots:
-        try:
-            rel = video.resolve().relative_to(root.resolve())
+        try:  # abspath, not resolve: class folders may hold symlinks to the real files
+            rel = Path(os.path.abspath(video)).relative_to(os.path.abspath(root))
         except ValueError:
             continue
         if len(rel.parts) >= 2:
@@ -103,7 +103,7 @@ def extract(inputs: list[Path], out: Path, estimator, labels_from_dirs: bool = F
     bar = tqdm(mine, unit="clip", desc=f"extract {rank}/{world}" if world > 1 else "extract",
                disable=not progress, dynamic_ncols=True)
     for video in bar:
-        key = hashlib.sha1(str(video.resolve()).encode()).hexdigest()[:16]
+        key = hashlib.sha1(os.path.abspath(video).encode()).hexdigest()[:16]
         part = parts / f"{key}.pkl"
         if part.exists():
             ann = load_pickle(part)

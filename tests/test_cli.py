@@ -1,0 +1,206 @@
+"""The command line: bad inputs give one clear line and exit code 2 (or a correct result)."""
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from posrec.cli import main
+from posrec.io.pickle import load_dataset
+from posrec.io.video import VideoDecodeWarning
+
+
+def run(capsys, *args) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_clean_error(code: int, err: str, pattern: str) -> None:
+    assert code == 2
+    lines = [l for l in err.strip().splitlines() if l.startswith("posrec: error")]
+    assert len(lines) == 1 and pattern in lines[0], err
+    assert "Traceback" not in err
+
+
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("pose", "extract", "data"):
+        assert command in out
+
+
+def test_missing_path(capsys, tmp_path):
+    code, _, err = run(capsys, "pose", tmp_path / "nope.mp4", "-o", tmp_path)
+    assert_clean_error(code, err, "not found")
+
+
+def test_text_file_named_mp4(capsys, tmp_path):
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("this is not a video\n" * 50)
+    code, _, err = run(capsys, "pose", fake, "-o", tmp_path / "out")
+    assert_clean_error(code, err, "cannot open")
+
+
+def test_zero_byte_video(capsys, tmp_path):
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    code, _, err = run(capsys, "pose", empty, "-o", tmp_path / "out")
+    assert_clean_error(code, err, "empty")
+
+
+def test_clip_cut_to_half_its_bytes(capsys, tmp_path, shared_data):
+    # MP4 keeps its index at the end: half a file cannot be opened, and says so.
+    src = (shared_data / "videos" / "basketball_two_people.mp4").read_bytes()
+    half = tmp_path / "half.mp4"
+    half.write_bytes(src[: len(src) // 2])
+    code, _, err = run(capsys, "pose", half, "-o", tmp_path / "out")
+    assert_clean_error(code, err, "half.mp4")
+    # AVI streams: half a file gives what decodes, with a warning naming the first bad frame.
+    src = (shared_data / "videos" / "ntu_A055_hugging.avi").read_bytes()
+    half = tmp_path / "half.avi"
+    half.write_bytes(src[: len(src) // 2])
+    with pytest.warns(VideoDecodeWarning, match="stopped at frame 26"):
+        code, out, err = run(capsys, "pose", half, "-o", tmp_path / "out", "--model", "lightning")
+    assert code == 0, err
+    doc = json.loads((tmp_path / "out" / "half_pose.json").read_text())
+    assert 0 < len(doc["frames"]) < 72
+    cap = cv2.VideoCapture(str(tmp_path / "out" / "half_pose.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == len(doc["frames"])
+
+
+@pytest.mark.parametrize("kind", ["grey", "rgba", "1x1", "8000x6000"])
+def test_unusual_images_give_results(capsys, tmp_path, shared_data, kind):
+    camera = cv2.imread(str(shared_data / "images" / "camera.png"), cv2.IMREAD_UNCHANGED)
+    astro = cv2.imread(str(shared_data / "images" / "astronaut.png"))
+    path = tmp_path / f"{kind}.png"
+    if kind == "grey":
+        assert camera.ndim == 2  # the real file is single-channel
+        cv2.imwrite(str(path), camera)
+    elif kind == "rgba":
+        cv2.imwrite(str(path), np.dstack([astro, np.full(astro.shape[:2], 255, np.uint8)]))
+    elif kind == "1x1":
+        cv2.imwrite(str(path), astro[:1, :1])
+    else:  # synthetic: the real astronaut scaled up to a 48-megapixel frame
+        cv2.imwrite(str(path), cv2.resize(astro, (8000, 6000)), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    code, out, err = run(capsys, "pose", path, "-o", tmp_path / "out")
+    assert code == 0, err
+    doc = json.loads((tmp_path / "out" / f"{kind}_pose.json").read_text())
+    overlay = cv2.imread(str(tmp_path / "out" / f"{kind}_pose.png"))
+    assert overlay.shape[:2] == (doc["height"], doc["width"])
+    if kind in ("grey", "rgba", "8000x6000"):
+        assert len(doc["people"]) == 1
+        nose_x, nose_y = doc["people"][0]["keypoints"][:2]
+        if kind == "8000x6000":  # the astronaut's face, scaled from the 512 px original
+            assert 170 * 8000 / 512 < nose_x < 285 * 8000 / 512
+            assert 75 * 6000 / 512 < nose_y < 200 * 6000 / 512
+
+
+def test_directory_without_videos(capsys, tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("no videos here")
+    code, _, err = run(capsys, "extract", tmp_path / "empty", "-o", tmp_path / "x.pkl")
+    assert_clean_error(code, err, "no video files")
+    code, _, err = run(capsys, "pose", tmp_path / "empty", "-o", tmp_path / "out")
+    assert_clean_error(code, err, "no images or videos")
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_malicious_pickle_is_refused_and_not_run(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(pickle.dumps({"split": {}, "annotations": [_Evil()]}))
+    code, _, err = run(capsys, "data", "info", evil)
+    assert_clean_error(code, err, "refusing")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_outputs_never_overwrite_inputs(capsys, tmp_path, shared_data):
+    img = tmp_path / "x_pose.png"
+    cv2.imwrite(str(img), cv2.imread(str(shared_data / "images" / "astronaut.png")))
+    before = img.read_bytes()
+    code, _, err = run(capsys, "pose", img, "-o", tmp_path)  # would write x_pose_pose.png: fine
+    assert code == 0 and img.read_bytes() == before
+    code, _, err = run(capsys, "data", "merge", tmp_path / "a.pkl", "-o", tmp_path / "a.pkl")
+    assert_clean_error(code, err, "")
+
+
+def _class_folders(tmp_path, shared_data):
+    videos = shared_data / "videos"
+    for cls, name in (("basketball", "basketball_two_people.mp4"), ("hug", "ntu_A055_hugging.avi")):
+        (tmp_path / "clips" / cls).mkdir(parents=True)
+        os.symlink(videos / name, tmp_path / "clips" / cls / name)
+
+
+@pytest.mark.slow
+def test_extract_resumes_after_an_interruption(capsys, tmp_path, shared_data, monkeypatch):
+    import posrec.extract as extract_module
+
+    _class_folders(tmp_path, shared_data)
+    real, calls = extract_module.clip_annotation, []
+
+    def interrupted_on_second_clip(path, *a, **k):
+        calls.append(path.name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(extract_module, "clip_annotation", interrupted_on_second_clip)
+    args = ["extract", tmp_path / "clips", "--labels-from-dirs", "--model", "lightning",
+            "-o", tmp_path / "ds.pkl"]
+    code, _, _ = run(capsys, *args)
+    assert code == 130 and not (tmp_path / "ds.pkl").exists()
+    assert len(list((tmp_path / "ds.pkl.parts").iterdir())) == 1  # the finished clip is kept
+    code, _, err = run(capsys, *args)
+    assert code == 0, err
+    assert calls == ["basketball_two_people.mp4", "ntu_A055_hugging.avi", "ntu_A055_hugging.avi"]
+    assert len(load_dataset(tmp_path / "ds.pkl")["annotations"]) == 2
+    assert not (tmp_path / "ds.pkl.parts").exists()
+
+
+@pytest.mark.slow
+def test_extract_shards_and_merge(capsys, tmp_path, shared_data):
+    """Two class folders of real clips -> two shards -> one labelled dataset."""
+    _class_folders(tmp_path, shared_data)
+    for i in (0, 1):
+        code, _, err = run(capsys, "extract", tmp_path / "clips", "--labels-from-dirs",
+                           "--shard", f"{i}/2", "-o", tmp_path / "part{i}.pkl")
+        assert code == 0, err
+    code, _, err = run(capsys, "data", "merge", tmp_path / "part0.pkl", tmp_path / "part1.pkl",
+                       "-o", tmp_path / "all.pkl")
+    assert code == 0, err
+    ds = load_dataset(tmp_path / "all.pkl")
+    with open(tmp_path / "all.pkl", "rb") as f:  # readable as PYSKL reads it: plain pickle
+        raw = pickle.load(f)
+    assert raw["classes"] == ds["classes"] == ["basketball", "hug"]
+    by_name = {a["frame_dir"]: a for a in ds["annotations"]}
+    bb, hug = by_name["basketball_two_people"], by_name["ntu_A055_hugging"]
+    assert (bb["label"], hug["label"]) == (0, 1)
+    assert bb["keypoint"].shape[1:] == (300, 17, 2) and bb["keypoint"].shape[0] >= 2
+    assert hug["keypoint"].shape[1:] == (72, 17, 2) and hug["img_shape"] == (1080, 1920)
+    assert hug["keypoint_score"].shape == hug["keypoint"].shape[:3]
+    assert bb["layout"] == "coco17" and abs(bb["fps"] - 29.97) < 0.01
+
+
+@pytest.mark.parametrize("content", [None, b"", b"not a video" * 100])
+def test_console_script_prints_one_line_and_no_library_noise(tmp_path, content):
+    """In a real process, OpenCV/FFmpeg's own log lines would surround ours: they must not."""
+    path = tmp_path / "clip.mp4"
+    if content is not None:
+        path.write_bytes(content)
+    proc = subprocess.run([sys.executable, "-m", "posrec.cli", "pose", str(path), "-o", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("posrec: error:"), proc.stderr
