@@ -15,7 +15,7 @@ import torch
 
 from posrec.errors import PosrecError
 from posrec.estimate.movenet import load_movenet
-from posrec.estimate.preprocess import Window, crop_and_resize, multipose_size, resize_with_pad
+from posrec.estimate.preprocess import Window, crop_and_resize, resize_pad_to_32, resize_with_pad
 from posrec.estimate.types import FramePoses
 
 ESTIMATORS = ("lightning", "thunder", "multipose", "keypointrcnn")
@@ -104,14 +104,16 @@ class MoveNetEstimator:
         if self.follow_person:
             return [self._follow(frame) for frame in frames]
         prepared = [self._prepare(f) for f in frames]
-        if not prepared:
-            return []
-        out = self.raw(np.stack([p[0] for p in prepared]))
-        return [self._to_poses(o, window) for o, (_, window) in zip(out, prepared)]
+        outputs: list = [None] * len(prepared)
+        for shape in {p[0].shape for p in prepared}:  # one forward pass per input size
+            idx = [i for i, p in enumerate(prepared) if p[0].shape == shape]
+            for i, out in zip(idx, self.raw(np.stack([prepared[i][0] for i in idx]))):
+                outputs[i] = self._to_poses(out, prepared[i][1])
+        return outputs
 
     def _prepare(self, frame: np.ndarray) -> tuple[np.ndarray, Window]:
         if self.multipose:
-            return resize_with_pad(frame, *multipose_size(*frame.shape[:2], self.long_side))
+            return resize_pad_to_32(frame, self.long_side)
         return resize_with_pad(frame, self.model.input_size, self.model.input_size)
 
     def _follow(self, frame: np.ndarray) -> FramePoses:

@@ -37,8 +37,9 @@ def _sample(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray, y_valid: np.ndarr
             x_valid: np.ndarray) -> np.ndarray:
     """Bilinear samples of ``frame`` at the grid ys x xs, zero where invalid, truncated to uint8.
 
-    Follows the TF.js CPU kernels (the reference we test against): ``top = tl + (tr - tl) * dx``,
-    ``out = top + (bottom - top) * dy`` in double precision, then the int32 cast that truncates.
+    Follows the TF.js CPU kernels (the reference we test against) bit for bit:
+    ``top = tl + (tr - tl) * dx``, ``out = top + (bottom - top) * dy`` in double precision,
+    stored as float32, then the int32 cast that truncates.
     """
     h, w = frame.shape[:2]
     y0 = np.clip(np.floor(ys), 0, h - 1).astype(np.intp)
@@ -56,7 +57,8 @@ def _sample(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray, y_valid: np.ndarr
     bottom = bl + (br - bl) * dx
     out = top + (bottom - top) * dy
     out *= (y_valid[:, None] & x_valid[None, :])[..., None]
-    return out.astype(np.uint8)  # values are in [0, 255]: truncation == tf.cast to int32
+    # float32 rounding first (can land on an integer), then truncation == tf.cast to int32.
+    return out.astype(np.float32).astype(np.uint8)
 
 
 def resize_with_pad(frame: np.ndarray, out_h: int, out_w: int) -> tuple[np.ndarray, Window]:
@@ -68,9 +70,12 @@ def resize_with_pad(frame: np.ndarray, out_h: int, out_w: int) -> tuple[np.ndarr
         uint8 (out_h, out_w, 3) and the window mapping model output back to frame pixels.
     """
     h, w = frame.shape[:2]
-    ratio = max(w / out_w, h / out_h)
-    rh, rw = max(int(np.floor(h / ratio)), 1), max(int(np.floor(w / ratio)), 1)
-    pad_y, pad_x = (out_h - rh) // 2, (out_w - rw) // 2
+    # TF's size arithmetic is float32; the padding uses the unfloored size.
+    f32 = np.float32
+    ratio = max(f32(w) / f32(out_w), f32(h) / f32(out_h))
+    rh, rw = max(int(np.floor(f32(h) / ratio)), 1), max(int(np.floor(f32(w) / ratio)), 1)
+    pad_y = max(int(np.floor((f32(out_h) - f32(h) / ratio) / f32(2))), 0)
+    pad_x = max(int(np.floor((f32(out_w) - f32(w) / ratio) / f32(2))), 0)
     # Half-pixel centres: source = (i + 0.5) * in/out - 0.5; below 0 both taps are row 0.
     ys = np.maximum((np.arange(rh) + 0.5) * (h / rh) - 0.5, 0)
     xs = np.maximum((np.arange(rw) + 0.5) * (w / rw) - 0.5, 0)
@@ -88,7 +93,8 @@ def crop_and_resize(frame: np.ndarray, box: np.ndarray, size: int) -> tuple[np.n
     reference tutorial, which maps the model's [0, 1] onto the box edges.
     """
     h, w = frame.shape[:2]
-    y1, x1, y2, x2 = (float(v) for v in box)
+    # TF receives the box as a float32 tensor; the sampling positions are then computed in double.
+    y1, x1, y2, x2 = (float(v) for v in np.asarray(box, np.float32))
     i = np.arange(size, dtype=np.float64)
     ys = y1 * (h - 1) + i * ((y2 - y1) * (h - 1) / (size - 1))
     xs = x1 * (w - 1) + i * ((x2 - x1) * (w - 1) / (size - 1))
@@ -98,8 +104,22 @@ def crop_and_resize(frame: np.ndarray, box: np.ndarray, size: int) -> tuple[np.n
     return out, Window(y1 * h, x1 * w, (y2 - y1) * h, (x2 - x1) * w)
 
 
-def multipose_size(h: int, w: int, long_side: int = 256) -> tuple[int, int]:
-    """Input size for MultiPose: ``long_side`` on the long side, the other a multiple of 32."""
+def resize_pad_to_32(frame: np.ndarray, long_side: int = 256) -> tuple[np.ndarray, Window]:
+    """MultiPose input as Google's TF.js pose-detection prepares it: the long side scaled to
+    ``long_side``, the short side to ``round(long_side * short / long)``, bilinear without
+    half-pixel centres (tfjs' default), zero padding at the bottom/right up to multiples of 32.
+
+    Returns uint8 (H', W', 3) with H', W' multiples of 32, and the window back to frame pixels.
+    """
+    h, w = frame.shape[:2]
     if h >= w:
-        return long_side, min(long_side, int(np.ceil(w * long_side / h / 32)) * 32)
-    return min(long_side, int(np.ceil(h * long_side / w / 32)) * 32), long_side
+        rh, rw = long_side, max(int(np.floor(long_side * w / h + 0.5)), 1)  # JS Math.round
+    else:
+        rh, rw = max(int(np.floor(long_side * h / w + 0.5)), 1), long_side
+    ys = np.arange(rh) * (h / rh)  # align_corners=False, half_pixel_centers=False
+    xs = np.arange(rw) * (w / rw)
+    resized = _sample(frame, ys, xs, np.ones(rh, bool), np.ones(rw, bool))
+    ph, pw = -(-rh // 32) * 32, -(-rw // 32) * 32
+    out = np.zeros((ph, pw, 3), np.uint8)
+    out[:rh, :rw] = resized
+    return out, Window(0.0, 0.0, ph * h / rh, pw * w / rw)
