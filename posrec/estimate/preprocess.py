@@ -42,17 +42,20 @@ def _sample(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray, y_valid: np.ndarr
     stored as float32, then the int32 cast that truncates.
     """
     h, w = frame.shape[:2]
-    y0 = np.clip(np.floor(ys), 0, h - 1).astype(np.intp)
-    y1 = np.clip(np.ceil(ys), 0, h - 1).astype(np.intp)
-    x0 = np.clip(np.floor(xs), 0, w - 1).astype(np.intp)
+    fy, fx = np.floor(ys), np.floor(xs)
+    y0 = np.clip(fy, 0, h - 1).astype(np.intp)[:, None] * w
+    y1 = np.clip(np.ceil(ys), 0, h - 1).astype(np.intp)[:, None] * w
+    x0 = np.clip(fx, 0, w - 1).astype(np.intp)
     x1 = np.clip(np.ceil(xs), 0, w - 1).astype(np.intp)
-    dy = (ys - np.floor(ys))[:, None, None]
-    dx = (xs - np.floor(xs))[None, :, None]
-    rows0, rows1 = frame[y0], frame[y1]  # (oh, W, 3): gather rows once, then columns
-    tl = rows0[:, x0].astype(np.float64)
-    tr = rows0[:, x1].astype(np.float64)
-    bl = rows1[:, x0].astype(np.float64)
-    br = rows1[:, x1].astype(np.float64)
+    # Gather whole RGB pixels as 3-byte records: far faster than fancy-indexing (N, 3) rows.
+    pixels = np.ascontiguousarray(frame).view(np.dtype((np.void, 3))).reshape(-1)
+
+    def at(rows, cols):
+        return np.take(pixels, rows + cols).view(np.uint8).reshape(len(ys), len(xs), 3).astype(np.float64)
+
+    tl, tr, bl, br = at(y0, x0), at(y0, x1), at(y1, x0), at(y1, x1)
+    dx = (xs - fx)[None, :, None]
+    dy = (ys - fy)[:, None, None]
     top = tl + (tr - tl) * dx
     bottom = bl + (br - bl) * dx
     out = top + (bottom - top) * dy
