@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import sys
-import warnings
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 from tqdm import tqdm
@@ -23,7 +24,7 @@ from posrec.estimate.tracker import PoseTracker
 from posrec.estimate.types import FramePoses
 from posrec.io.atomic import atomic_write, check_not_input
 from posrec.io.images import IMAGE_EXTS, read_image, write_image
-from posrec.io.video import VIDEO_EXTS, VideoReader, open_camera, open_video, write_video
+from posrec.io.video import VIDEO_EXTS, open_camera, open_video, write_video
 from posrec.overlay import COCO17_NAMES, draw_poses
 
 
@@ -59,7 +60,74 @@ def pose_image(path: Path, out_dir: Path, estimator) -> tuple[Path, Path]:
     return png, js
 
 
-def batched_poses(reader: VideoReader, estimator, batch: int,
+def prefetch(items: Iterable, depth: int = 4) -> Iterator:
+    """Iterate ``items`` in a background thread, ``depth`` ahead: video decoding (and MP4
+    encoding) run in OpenCV's C code without the GIL, so they overlap the model."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def work():
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                q.put(item)
+        except BaseException as err:  # handed to the consumer, raised there
+            q.put(_Failure(err))
+        q.put(done)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    try:
+        while (item := q.get()) is not done:
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(0.01)
+
+
+@dataclass
+class _Failure:
+    error: BaseException
+
+
+class BackgroundWriter:
+    """Calls ``write(item)`` in a worker thread; ``close()`` waits and re-raises its errors."""
+
+    def __init__(self, write: Callable, depth: int = 4):
+        self._q: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, args=(write,), daemon=True)
+        self._thread.start()
+
+    def _work(self, write):
+        while (item := self._q.get()) is not None:
+            if self._error is None:
+                try:
+                    write(item)
+                except BaseException as err:
+                    self._error = err
+
+    def put(self, item) -> None:
+        if self._error is not None:
+            raise self._error
+        self._q.put(item)
+
+    def close(self) -> None:
+        self._q.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
+def batched_poses(reader: Iterable[np.ndarray], estimator, batch: int,
                   tracker: PoseTracker | None = None) -> Iterator[tuple[np.ndarray, FramePoses]]:
     """(frame, poses) for every frame of ``reader``, estimated ``batch`` frames at a time."""
     frames: list[np.ndarray] = []
@@ -144,14 +212,16 @@ def pose_video(source: Path | int, out_dir: Path, estimator, batch: int = 8, sho
         header = {"video": str(source), "fps": fps, "width": reader.width, "height": reader.height,
                   "keypoint_names": list(COCO17_NAMES)}
         fj.write(json.dumps(header)[:-1] + ', "frames": [\n')
+        writer = BackgroundWriter(vw.write) if vw is not None else None
+        frames = reader if camera else prefetch(reader)  # a camera is read live, not ahead
         try:
-            for frame, poses in batched_poses(reader, estimator, batch, tracker):
+            for frame, poses in batched_poses(frames, estimator, batch, tracker):
                 entry = {"frame_index": count, "people": people_json(poses)}
                 fj.write(("" if count == 0 else ",\n") + json.dumps(entry))
-                if vw is not None or display is not None:
-                    drawn = draw_poses(frame.copy(), poses)
-                    if vw is not None:
-                        vw.write(drawn)
+                if writer is not None or display is not None:
+                    drawn = draw_poses(frame, poses)  # in place: the frame is not used again
+                    if writer is not None:
+                        writer.put(drawn)
                     if display is not None and not display.show(drawn):
                         break
                 count += 1
@@ -161,6 +231,10 @@ def pose_video(source: Path | int, out_dir: Path, estimator, batch: int = 8, sho
                 raise
         finally:
             bar.close()
+            if frames is not reader:
+                frames.close()  # stops the decoding thread before the reader closes
+            if writer is not None:
+                writer.close()
             if display is not None:
                 display.close()
         fj.write("\n]}\n")
