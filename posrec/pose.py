@@ -44,7 +44,7 @@ def people_json(poses: FramePoses, decimals: int = 2) -> list[dict]:
     return out
 
 
-def pose_image(path: Path, out_dir: Path, estimator) -> tuple[Path, Path]:
+def pose_image(path: Path, out_dir: Path, estimator, show: bool = False) -> tuple[Path, Path]:
     """Estimate poses on one image; write the overlay PNG and keypoints JSON."""
     image = read_image(path)
     poses = estimator([image])[0]
@@ -52,7 +52,12 @@ def pose_image(path: Path, out_dir: Path, estimator) -> tuple[Path, Path]:
     png, js = stem.with_suffix(".png"), stem.with_suffix(".json")
     check_not_input(png, path)
     check_not_input(js, path)
-    write_image(png, draw_poses(image.copy(), poses))
+    overlay = draw_poses(image.copy(), poses)
+    write_image(png, overlay)
+    if show:
+        display = _Display(str(path))
+        display.show(overlay, wait=True)
+        display.close()
     doc = {"image": str(path), "height": image.shape[0], "width": image.shape[1],
            "keypoint_names": list(COCO17_NAMES), "people": people_json(poses)}
     with atomic_write(js, "w", encoding="utf-8") as f:
@@ -156,15 +161,15 @@ class _Display:
         self.ok = False
         print(f"posrec: --show: {why}; not showing, outputs are still written", file=sys.stderr)
 
-    def show(self, rgb: np.ndarray) -> bool:
-        """Show a frame; False when the user pressed 'q' (or closed the window)."""
+    def show(self, rgb: np.ndarray, wait: bool = False) -> bool:
+        """Show a frame; False when the user pressed 'q'. ``wait``: until any key."""
         if not self.ok:
             return True
         import cv2
 
         try:
             cv2.imshow(self.title, rgb[..., ::-1])
-            return (cv2.waitKey(1) & 0xFF) != ord("q")
+            return (cv2.waitKey(0 if wait else 1) & 0xFF) != ord("q")
         except cv2.error:
             self._off("this OpenCV build cannot open windows (opencv-python-headless?)")
             return True
@@ -262,7 +267,7 @@ def run_pose(paths: list[Path], out_dir: Path, estimator_factory: Callable, came
     for f in files:
         if f.suffix.lower() in IMAGE_EXTS:
             image_est = image_est or estimator_factory(video=False)
-            written += pose_image(f, out_dir, image_est)
+            written += pose_image(f, out_dir, image_est, show=show)
         else:
             video_est = video_est or estimator_factory(video=True)
             res = pose_video(f, out_dir, video_est, batch=batch, show=show)

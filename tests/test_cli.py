@@ -204,3 +204,12 @@ def test_console_script_prints_one_line_and_no_library_noise(tmp_path, content):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("posrec: error:"), proc.stderr
+
+
+def test_show_without_a_display_says_so_and_still_writes(capsys, tmp_path, shared_data, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    code, _, err = run(capsys, "pose", shared_data / "images" / "camera.png", "--show", "-o", tmp_path)
+    assert code == 0
+    assert "no display found" in err
+    assert (tmp_path / "camera_pose.png").exists() and (tmp_path / "camera_pose.json").exists()
