@@ -18,7 +18,8 @@ def shared_data() -> Path:
 
 @pytest.fixture(autouse=True, scope="session")
 def _single_thread_torch():
-    # The CI machine has 2 cores; keep tests from oversubscribing them.
+    # One thread: tests run beside other work on a 2-core machine, where OpenMP spinning on a
+    # second thread costs far more than it gains.
     import torch
 
-    torch.set_num_threads(int(os.environ.get("POSREC_TEST_THREADS", "2")))
+    torch.set_num_threads(int(os.environ.get("POSREC_TEST_THREADS", "1")))
