@@ -86,6 +86,35 @@ def cmd_data_info(args) -> None:
     print(json.dumps(info, indent=1) if args.json else format_dataset_info(info))
 
 
+def cmd_train(args) -> None:
+    from posrec.config import load_config
+    from posrec.train import train
+
+    cfg = load_config(args.config, args.set)
+    metrics = train(cfg, resume=args.resume)
+    print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+
+
+def cmd_test(args) -> None:
+    from posrec.config import load_config
+    from posrec.train import evaluate
+
+    cfg = load_config(args.config, args.set)
+    m = evaluate(cfg, args.checkpoint, args.out)
+    print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in m.items()
+                   if not isinstance(v, (list, dict))))
+
+
+def cmd_ensemble(args) -> None:
+    from posrec.train import ensemble
+
+    m = ensemble(args.scores, args.weights, args.out)
+    for path, top1 in zip(args.scores, m.get("streams", [])):
+        print(f"{path}: top1={top1:.4f}")
+    print(f"ensemble: top1={m['top1']:.4f} top5={m['top5']:.4f} "
+          f"mean_class_acc={m['mean_class_acc']:.4f} ({m['num_samples']} clips)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="posrec", description="Pose-based human action recognition.")
     parser.add_argument("--version", action="version", version=f"posrec {__version__}")
@@ -122,6 +151,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-people", type=int, default=None, help="keep the M longest tracks")
     add_estimator_args(p, None)
     p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("train", help="train an action classifier from a YAML config",
+                       description="Train (or --resume) the model × dataset setting of a config "
+                                   "in configs/; writes the run directory named in it. Multi-GPU: "
+                                   "torchrun --nproc-per-node N -m posrec.cli train CONFIG.")
+    p.add_argument("config", metavar="CONFIG")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.epochs=10 (repeatable)")
+    p.add_argument("--resume", action="store_true", help="continue from the run's last.pt")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("test", help="evaluate a checkpoint on the config's test split",
+                       description="Top-1, top-5, mean class accuracy, per-class CSV, confusion "
+                                   "matrix PNG and the raw scores.")
+    p.add_argument("config", metavar="CONFIG")
+    p.add_argument("checkpoint", metavar="CHECKPOINT")
+    p.add_argument("-o", "--out", default=None, help="output folder (default: test/ beside it)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_test)
+
+    p = sub.add_parser("ensemble", help="fuse the test scores of several streams")
+    p.add_argument("scores", nargs="+", metavar="SCORES", help="test folders or score files")
+    p.add_argument("--weights", type=float, nargs="+", default=None)
+    p.add_argument("-o", "--out", default=None, help="write the fused results here")
+    p.set_defaults(func=cmd_ensemble)
 
     data = sub.add_parser("data", help="skeleton dataset files: convert, info, merge")
     dsub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
