@@ -9,7 +9,7 @@ TF Hub MoveNet models (Apache-2.0). Fetch and convert:
 
 Every tensor is matched to a layer of ``posrec.estimate.movenet.MoveNet`` by walking the graph
 (shapes are checked), stored as float16 exactly as the TF.js file stores it, and the output's
-sha256 is written next to it and into ``posrec/weights/NOTICE``.
+sha256 is printed (recorded in ``posrec/weights/NOTICE``).
 """
 
 from __future__ import annotations
