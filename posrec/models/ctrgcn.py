@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from posrec.models.stgcn import gcn_head, input_bn, unit_tcn
+from posrec.models.stgcn import GCNRecognizer, unit_tcn
 
 
 def _conv_init(conv: nn.Conv2d) -> None:
@@ -151,7 +151,7 @@ class CTRGCNBlock(nn.Module):
         return (y + (x if self.res_mode == "id" else self.residual(x))).relu_()
 
 
-class CTRGCN(nn.Module):
+class CTRGCN(GCNRecognizer):
     """CTR-GCN recognizer: data BN over M*V*C, ten CTR-GCN blocks, GCN head.
 
     Input (N, M, T, V, C) float32 -> logits (N, num_classes). Blocks (base_channels=64):
@@ -173,6 +173,7 @@ class CTRGCN(nn.Module):
                  dropout: float = 0.0) -> None:
         super().__init__()
         A = torch.as_tensor(A, dtype=torch.float32)
+        self.data_bn_type = "MVC"
         self.data_bn = nn.BatchNorm1d(num_person * in_channels * A.size(1))
         kw = dict(kernel_size=kernel_size, dilations=tuple(dilations))
         blocks = [CTRGCNBlock(in_channels, base_channels, A, residual=False, **kw)]
@@ -182,18 +183,4 @@ class CTRGCN(nn.Module):
             blocks.append(CTRGCNBlock(c_in, c_out, A, 1 + (i in down_stages), tcn_dropout=tcn_dropout, **kw))
             c_in = c_out
         self.blocks = nn.ModuleList(blocks)
-        self.drop = nn.Dropout(dropout) if dropout else nn.Identity()
-        self.fc = nn.Linear(c_in, num_classes)
-        nn.init.normal_(self.fc.weight, 0, 0.01)
-        nn.init.zeros_(self.fc.bias)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, M, T, V, C) -> backbone features (N*M, C', T', V)."""
-        x = input_bn(self.data_bn, "MVC", x)  # channels_last, as all activations here
-        for block in self.blocks:
-            x = block(x)
-        return x
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, m = x.shape[:2]
-        return gcn_head(self.features(x), n, m, self.drop, self.fc)
+        self._init_head(c_in, num_classes, dropout)

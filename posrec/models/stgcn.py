@@ -164,7 +164,36 @@ class STGCNBlock(nn.Module):
         return y.relu_()
 
 
-class STGCN(nn.Module):
+class GCNRecognizer(nn.Module):
+    """What every GCN recognizer here shares: input BN, a stack of blocks, PYSKL's GCN head.
+
+    Subclasses build ``self.data_bn``/``self.data_bn_type`` and ``self.blocks``, then call
+    ``_init_head(channels, num_classes, dropout)``.
+    """
+
+    data_bn: nn.Module | None
+    data_bn_type: str | None
+    blocks: nn.ModuleList
+
+    def _init_head(self, channels: int, num_classes: int, dropout: float) -> None:
+        self.drop = nn.Dropout(dropout) if dropout else nn.Identity()
+        self.fc = nn.Linear(channels, num_classes)
+        nn.init.normal_(self.fc.weight, 0, 0.01)
+        nn.init.zeros_(self.fc.bias)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, M, T, V, C) -> backbone features (N*M, C', T', V), channels_last memory format."""
+        x = input_bn(self.data_bn, self.data_bn_type, x)
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, m = x.shape[:2]
+        return gcn_head(self.features(x), n, m, self.drop, self.fc)
+
+
+class STGCN(GCNRecognizer):
     """ST-GCN / ST-GCN++ recognizer: data BN, ten blocks, GCN head.
 
     Input (N, M, T, V, C) float32: N clips, M persons, T frames, V joints, C channels.
@@ -215,21 +244,7 @@ class STGCN(nn.Module):
             blocks.append(STGCNBlock(c_in, c_out, A, 1 + (i in down_stages), tcn_dropout=tcn_dropout, **kw))
             c_in = c_out
         self.blocks = nn.ModuleList(blocks)
-        self.drop = nn.Dropout(dropout) if dropout else nn.Identity()
-        self.fc = nn.Linear(c_in, num_classes)
-        nn.init.normal_(self.fc.weight, 0, 0.01)
-        nn.init.zeros_(self.fc.bias)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, M, T, V, C) -> backbone features (N*M, C', T', V), channels_last memory format."""
-        x = input_bn(self.data_bn, self.data_bn_type, x)
-        for block in self.blocks:
-            x = block(x)
-        return x
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, m = x.shape[:2]
-        return gcn_head(self.features(x), n, m, self.drop, self.fc)
+        self._init_head(c_in, num_classes, dropout)
 
 
 def input_bn(bn: nn.Module | None, bn_type: str | None, x: torch.Tensor) -> torch.Tensor:
