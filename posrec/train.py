@@ -660,7 +660,8 @@ def _train(cfg: Config, dev: _Dist, run: Path, ck: dict | None, on_epoch_end) ->
             _say(dev, f"epoch {epoch + 1}/{t.epochs} loss {row['train_loss']:.4f} "
                       f"acc {row['train_acc']:.4f} val top1 {row['val_top1']:.4f} "
                       f"top5 {row['val_top5']:.4f} lr {lr:.4g} "
-                      f"{row['samples_per_s']:.1f} samples/s {row['time']:.1f} s")
+                      f"{row['samples_per_s']:.1f} samples/s {row['time']:.1f} s, "
+                      f"peak memory {_peak_memory_mb(dev):.0f} MB")
         dev.barrier()
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, row)
@@ -677,6 +678,15 @@ def _train(cfg: Config, dev: _Dist, run: Path, ck: dict | None, on_epoch_end) ->
         res = evaluate(cfg, which, run / "test", _dev=dev, _data=data)
         out.update({f"test_{k}": v for k, v in res.items() if k != "num_samples"})
     return out
+
+
+def _peak_memory_mb(dev: _Dist) -> float:
+    """Peak resident memory of this process so far (MB); on CUDA, peak allocated GPU memory."""
+    if dev.device.type == "cuda":
+        return torch.cuda.max_memory_allocated(dev.device) / 1e6
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3  # KB on Linux
 
 
 def _in_channels(cfg: Config, ds) -> int:
