@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -158,7 +159,10 @@ def test_resume_after_kill_equals_uninterrupted(penn, tmp_path, monkeypatch, kil
     assert _comparable(a["history"]) == _comparable(b["history"])
     rows = list(csv.DictReader(open(tmp_path / "killed" / "metrics.csv")))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]  # no lost or doubled epoch
-    assert "resumed" in (tmp_path / "killed" / "train.log").read_text()
+    log = (tmp_path / "killed" / "train.log").read_text()
+    assert "resumed" in log
+    peaks = [int(x) for x in re.findall(r"peak memory (\d+) MB", log)]
+    assert len(peaks) == 3 and all(300 < p < 24_000 for p in peaks)  # one per epoch, plausible
 
 
 @pytest.mark.slow
