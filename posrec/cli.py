@@ -115,6 +115,12 @@ def cmd_ensemble(args) -> None:
           f"mean_class_acc={m['mean_class_acc']:.4f} ({m['num_samples']} clips)")
 
 
+def _add_set(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override config values, e.g. --set train.epochs=10 train.lr=0.05 "
+                        "(also repeatable)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="posrec", description="Pose-based human action recognition.")
     parser.add_argument("--version", action="version", version=f"posrec {__version__}")
@@ -157,8 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "in configs/; writes the run directory named in it. Multi-GPU: "
                                    "torchrun --nproc-per-node N -m posrec.cli train CONFIG.")
     p.add_argument("config", metavar="CONFIG")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set train.epochs=10 (repeatable)")
+    _add_set(p)
     p.add_argument("--resume", action="store_true", help="continue from the run's last.pt")
     p.set_defaults(func=cmd_train)
 
@@ -168,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", metavar="CONFIG")
     p.add_argument("checkpoint", metavar="CHECKPOINT")
     p.add_argument("-o", "--out", default=None, help="output folder (default: test/ beside it)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    _add_set(p)
     p.set_defaults(func=cmd_test)
 
     p = sub.add_parser("ensemble", help="fuse the test scores of several streams")

@@ -7,7 +7,7 @@ optional and takes the default below. Unknown keys and values of the wrong type 
 are parsed as YAML scalars (``train.lr=0.05``, ``train.amp=false``, ``data.feats=[j,b]``) and
 validated the same way.
 
-Paths (``data.source``, ``data.cache``, ``out_dir``) may use ``$POSREC_SHARED_DATA`` (the real
+Paths (``data.source``, ``data.cache``, ``train.init_from``, ``out_dir``) may use ``$POSREC_SHARED_DATA`` (the real
 data, see :func:`posrec.paths.shared_data_dir`) and other environment variables; relative paths
 are relative to the working directory.
 """
@@ -65,6 +65,7 @@ class DataConfig:
     clip_len: int = 100            # T frames sampled per clip
     num_clips: int = 10            # clips per sample at test time (softmax scores averaged)
     val_clips: int = 1             # clips per sample for the per-epoch validation
+    test_flip: bool = False        # also score the left/right mirror of every test/val clip
     feats: list[str] = field(default_factory=lambda: ["j"])  # input stream(s): j, b, jm, bm
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train_per_class: int | None = None  # keep the first n training clips of each class
@@ -89,6 +90,8 @@ class TrainConfig:
     final_test: bool = True        # after training, evaluate on the test split (num_clips)
     test_checkpoint: str = "last"  # ... with last.pt, or best.pt (chosen on the val split)
     seed: int = 0
+    init_from: str | None = None   # start from this checkpoint's weights (fresh optimiser and
+                                   # schedule): fine-tuning, or a warm restart of a finished run
     num_workers: int = 0
     threads: int | None = None     # torch CPU threads per process; default: cores / processes
     amp: bool = True               # bfloat16 autocast, CUDA only (ignored on CPU)

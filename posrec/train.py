@@ -295,6 +295,8 @@ def _transform(cfg: Config, data: dict, train: bool, num_clips: int) -> Callable
             ops.append(T.RandomScale(scale=a.scale))
         if a.shift:
             ops.append(T.RandomShift(shift=a.shift))
+    elif d.test_flip:
+        ops.append(T.AddFlipped(layout=d.layout))
     ops += [T.PadPersons(num_person=cfg.model.num_person),
             T.GenSkeFeat(layout=d.layout, feats=tuple(d.feats)), T.ToTensor()]
     return T.Compose(ops)
@@ -617,6 +619,12 @@ def _train(cfg: Config, dev: _Dist, run: Path, ck: dict | None, on_epoch_end) ->
             _seed_all(t.seed + 1000 * dev.rank + start)
         _say(dev, f"resumed {run} after epoch {start}")
     else:
+        if t.init_from:
+            src = resolve_path(t.init_from)
+            init = load_checkpoint(src)
+            _check_checkpoint(init, cfg, len(classes), src)
+            _load_state(net, init, src)
+            _say(dev, f"weights from {src} (epoch {init.get('epoch')})")
         _seed_all(t.seed + dev.rank)  # model init above used `seed` on every rank (DDP syncs it)
         if dev.main:
             from posrec.config import save_config

@@ -139,3 +139,12 @@ def test_shipped_configs_load_and_build():
                             **cfg.model.flags)
         x = torch.zeros(1, cfg.model.num_person, 8, lay.num_joints, c)
         assert model.eval()(x).shape == (1, 15), p
+
+
+@pytest.mark.parametrize("command", [["train", "c.yaml"], ["test", "c.yaml", "last.pt"]])
+def test_cli_set_takes_several_values_and_repeats(command):
+    from posrec.cli import build_parser
+
+    args = build_parser().parse_args(command + ["--set", "train.lr=0.01", "data.test_flip=true",
+                                                "--set", "train.seed=1"])
+    assert args.set == ["train.lr=0.01", "data.test_flip=true", "train.seed=1"]

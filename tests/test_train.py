@@ -198,6 +198,28 @@ def test_streams_concatenate_into_channels(penn, tmp_path):
         train(tiny(penn, tmp_path / "jb3", data__feats="[j, b]", model__in_channels=3))
 
 
+def test_init_from_starts_from_weights_with_a_fresh_schedule(penn, tmp_path):
+    train(tiny(penn, tmp_path / "a", train__epochs=1))
+    src = load_checkpoint(tmp_path / "a" / "last.pt")["state_dict"]
+    weights = [k for k in src if k.endswith("weight") and src[k].ndim > 1]  # convs and fc
+    # lr 0: the weights are run a's, untouched (only BN running statistics move)
+    train(tiny(penn, tmp_path / "b", train__epochs=1, train__lr=0.0,
+               train__init_from=str(tmp_path / "a" / "last.pt")))
+    frozen = load_checkpoint(tmp_path / "b" / "last.pt")["state_dict"]
+    assert all(torch.equal(frozen[k], src[k]) for k in weights)
+    # a fresh warm-up and cosine from those weights
+    lrs = []
+    train(tiny(penn, tmp_path / "c", train__epochs=2, train__warmup_epochs=1,
+               train__init_from=str(tmp_path / "a" / "last.pt")),
+          on_epoch_end=lambda e, row: lrs.append(row["lr"]))
+    ck = load_checkpoint(tmp_path / "c" / "last.pt")
+    assert ck["epoch"] == 2 and lrs[0] < lrs[1]  # epoch 1 starts at the bottom of a warm-up
+    assert not all(torch.equal(ck["state_dict"][k], src[k]) for k in weights)
+    with pytest.raises(PosrecError, match="another model"):
+        train(tiny(penn, tmp_path / "d", model__arch="stgcn",
+                   train__init_from=str(tmp_path / "a" / "last.pt")))
+
+
 # --- schedule -----------------------------------------------------------------------------------
 
 

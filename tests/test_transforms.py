@@ -147,6 +147,18 @@ def test_flip_3d(ucla_clip):
     np.testing.assert_allclose(once["keypoint"][..., 4, 0], -clip["keypoint"][..., 8, 0], atol=1e-6)
 
 
+def test_add_flipped_appends_mirrored_clips(penn_clip):
+    clip = T.UniformSample(clip_len=8, num_clips=2, test_mode=True)(T.PreNormalize2D()(penn_clip))
+    both = T.AddFlipped()(clip)
+    assert both["num_clips"] == 4 and both["keypoint"].shape[1] == 32
+    np.testing.assert_array_equal(both["keypoint"][:, :16], clip["keypoint"])
+    np.testing.assert_allclose(both["keypoint"][:, 16:], T.flip(clip)["keypoint"])
+    np.testing.assert_array_equal(both["keypoint_score"][:, 16:], T.flip(clip)["keypoint_score"])
+    x = T.Compose([T.GenSkeFeat(feats=("jm",)), T.ToTensor()])(both)["keypoint"]
+    assert x.shape == (4, 1, 8, 13, 3)
+    assert not x[:, :, -1, :, :2].any()  # motion stays within each clip, mirrored ones too
+
+
 def test_streams(penn_clip):
     clip = T.PreNormalize2D()(penn_clip)
     out = T.GenSkeFeat("penn13", feats=("j", "b", "jm", "bm"))(_frozen(clip))

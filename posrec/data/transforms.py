@@ -392,6 +392,24 @@ class PadPersons:
         return out
 
 
+class AddFlipped:
+    """Test-time flip: append the left/right mirror (:func:`flip`) of every clip, doubling
+    ``num_clips``; the model's scores over all clips are averaged as usual. Goes after
+    :class:`UniformSample` and before :class:`GenSkeFeat` (streams are computed per clip)."""
+
+    def __init__(self, layout: str | None = None):
+        self.layout = layout
+
+    def __call__(self, results: dict) -> dict:
+        mirrored = flip(results, self.layout)
+        out = {**results, "num_clips": 2 * int(results.get("num_clips", 1)),
+               "keypoint": np.concatenate([_f32(results["keypoint"]), mirrored["keypoint"]], 1)}
+        if "keypoint_score" in results:
+            out["keypoint_score"] = np.concatenate(
+                [results["keypoint_score"], mirrored["keypoint_score"]], 1)
+        return out
+
+
 def _with_score(results: dict) -> np.ndarray:
     kp = np.asarray(results["keypoint"], dtype=np.float32)
     if "keypoint_score" in results:
