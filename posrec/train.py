@@ -295,7 +295,9 @@ def _transform(cfg: Config, data: dict, train: bool, num_clips: int) -> Callable
             ops.append(T.RandomScale(scale=a.scale))
         if a.shift:
             ops.append(T.RandomShift(shift=a.shift))
-    elif d.test_flip:
+    if d.minmax:
+        ops.append(T.MinMaxNormalize())
+    if d.test_flip and not train:  # after MinMaxNormalize: the clips are scaled as one
         ops.append(T.AddFlipped(layout=d.layout))
     ops += [T.PadPersons(num_person=cfg.model.num_person),
             T.GenSkeFeat(layout=d.layout, feats=tuple(d.feats)), T.ToTensor()]

@@ -147,6 +147,21 @@ def test_flip_3d(ucla_clip):
     np.testing.assert_allclose(once["keypoint"][..., 4, 0], -clip["keypoint"][..., 8, 0], atol=1e-6)
 
 
+def test_minmax_normalize_spans_each_axis(ucla_clip):
+    clip = T.PreNormalize3D()(ucla_clip)
+    kp = clip["keypoint"].copy()
+    kp[0, 3, 7] = 0  # a missing joint
+    out = T.MinMaxNormalize()({**clip, "keypoint": kp})["keypoint"]
+    present = np.any(kp != 0, -1)
+    assert not out[~present].any()
+    np.testing.assert_allclose(out[present].min(0), -1, atol=1e-6)
+    np.testing.assert_allclose(out[present].max(0), 1, atol=1e-6)
+    # an affine map per axis: scaling and shifting the input changes nothing
+    moved = np.where(present[..., None], kp * np.float32([2, 0.5, 3]) + 1, 0)
+    np.testing.assert_allclose(T.MinMaxNormalize()({**clip, "keypoint": moved})["keypoint"], out,
+                               atol=1e-5)
+
+
 def test_add_flipped_appends_mirrored_clips(penn_clip):
     clip = T.UniformSample(clip_len=8, num_clips=2, test_mode=True)(T.PreNormalize2D()(penn_clip))
     both = T.AddFlipped()(clip)

@@ -306,6 +306,22 @@ class RandomShift:
         return {**results, "keypoint": _f32(np.where(_present(kp)[..., None], kp + d, 0))}
 
 
+class MinMaxNormalize:
+    """Scale each coordinate axis of the clip (all people, frames, joints present) to [-1, 1],
+    as CTR-GCN's NW-UCLA input: it takes out the body's size and, once a view has been rotated
+    (the augmentations come first), its extent along each axis. Missing joints stay 0."""
+
+    def __call__(self, results: dict) -> dict:
+        kp = _f32(results["keypoint"])
+        present = _present(kp)
+        if not present.any():
+            return results
+        pts = kp[present]  # (P, C)
+        lo, hi = pts.min(0), pts.max(0)
+        out = (kp - lo) / np.maximum(hi - lo, 1e-6) * 2 - 1
+        return {**results, "keypoint": _f32(np.where(present[..., None], out, 0))}
+
+
 class EstimatorNoise:
     """Make annotated joints look like keypoint-estimator output.
 
