@@ -112,6 +112,26 @@ def test_evaluation_outputs_are_consistent(ci):
     assert all(fd.isdigit() and len(fd) == 4 for fd in raw["frame_dirs"])
 
 
+@pytest.mark.slow
+def test_test_flip_averages_the_mirrored_clips(ci, penn, tmp_path):
+    from posrec.data.transforms import flip
+
+    data = load_dataset(penn)
+    mirrored = [{**a, **{k: v for k, v in flip(a, "penn13").items()
+                         if k in ("keypoint", "keypoint_score")}} for a in data["annotations"]]
+    save_dataset({**data, "annotations": mirrored}, tmp_path / "mirrored.pkl")
+    ckpt = ci[0] / "last.pt"
+
+    def scores(name, source=penn, **over):
+        evaluate(tiny(source, tmp_path / "r", data__num_clips=2, **over), ckpt, tmp_path / name)
+        return np.load(tmp_path / name / "scores.npy")
+
+    plain, both = scores("plain"), scores("both", data__test_flip=True)
+    np.testing.assert_allclose(both, (plain + scores("m", tmp_path / "mirrored.pkl")) / 2,
+                               atol=1e-5)
+    assert not np.allclose(both, plain, atol=1e-3)
+
+
 # --- resume after a kill ------------------------------------------------------------------------
 
 
