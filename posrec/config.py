@@ -7,9 +7,9 @@ optional and takes the default below. Unknown keys and values of the wrong type 
 are parsed as YAML scalars (``train.lr=0.05``, ``train.amp=false``, ``data.feats=[j,b]``) and
 validated the same way.
 
-Paths (``data.source``, ``data.cache``, ``train.init_from``, ``out_dir``) may use ``$POSREC_SHARED_DATA`` (the real
-data, see :func:`posrec.paths.shared_data_dir`) and other environment variables; relative paths
-are relative to the working directory.
+Paths (``data.source``, ``data.cache``, ``train.init_from``, ``out_dir``) may use
+``$POSREC_SHARED_DATA`` (the real data, see :func:`posrec.paths.shared_data_dir`) and other
+environment variables; relative paths are relative to the working directory.
 """
 
 from __future__ import annotations

@@ -713,7 +713,8 @@ def _in_channels(cfg: Config, ds) -> int:
 
 def evaluate(cfg: Config, checkpoint: str | os.PathLike, out_dir: str | os.PathLike | None = None,
              *, _dev: _Dist | None = None, _data: dict | None = None) -> dict:
-    """Test ``checkpoint`` on ``cfg.data.test_split`` with ``cfg.data.num_clips`` clips.
+    """Test ``checkpoint`` on ``cfg.data.test_split`` with ``cfg.data.num_clips`` clips (and
+    their mirrors with ``cfg.data.test_flip``).
 
     Writes to ``out_dir`` (default: ``test/`` next to the checkpoint): ``metrics.json``,
     ``per_class.csv`` (class, support, correct, accuracy), ``confusion.csv`` and
@@ -745,7 +746,8 @@ def evaluate(cfg: Config, checkpoint: str | os.PathLike, out_dir: str | os.PathL
             write_results(out, scores, labels, frame_dirs, classes, metrics)
             _say(dev, f"test {path}: top1 {metrics['top1']:.4f} top5 {metrics['top5']:.4f} "
                       f"mean class acc {metrics['mean_class_acc']:.4f} "
-                      f"({metrics['num_samples']} clips, {cfg.data.num_clips} crops) -> {out}")
+                      f"({metrics['num_samples']} clips, {cfg.data.num_clips} crops"
+                      f"{' + mirrored' if cfg.data.test_flip else ''}) -> {out}")
         return metrics
     finally:
         if _dev is None:
