@@ -361,9 +361,7 @@ function runInferenceCrop(model, img4d, cropRegion, cropSize, debugDir, debugNam
     const cropped = tf.image.cropAndResize(img4d, boxes, [0], [cropSize, cropSize], 'bilinear', 0);
     return tf.cast(cropped, 'int32');
   });
-  const summary = inputSummary(input, debugDir, debugName);
-  const out = runModel(model, input);
-  input.dispose();
+  const { summary, out } = runOnInput(model, input, debugDir, debugName);
   const raw = toKeypoints(out.values);
   // keypoints_with_scores is a float32 numpy array in the tutorial: the updated values are stored
   // back into float32 (Math.fround), and determine_crop_region then reads those float32 values.
@@ -373,6 +371,14 @@ function runInferenceCrop(model, img4d, cropRegion, cropSize, debugDir, debugNam
     s,
   ]);
   return { raw, kp, summary };
+}
+
+// Summarise (and optionally dump) the model input, run the model, free the input.
+function runOnInput(model, input, debugDir, debugName) {
+  const summary = inputSummary(input, debugDir, debugName);
+  const out = runModel(model, input);
+  input.dispose();
+  return { summary, out };
 }
 
 function toKeypoints(values, offset = 0) {
@@ -409,9 +415,7 @@ async function caseSingleImage(job, c, debugDir) {
   img4d.dispose();
   const input = tf.cast(padded, 'int32');
   padded.dispose();
-  const summary = inputSummary(input, debugDir, c.id);
-  const out = runModel(model, input);
-  input.dispose();
+  const { summary, out } = runOnInput(model, input, debugDir, c.id);
   const raw = toKeypoints(out.values);
   // The tutorial keeps the output in the padded square's frame (it draws on a padded display
   // image). Back to the original image: the resized content occupies rows
@@ -483,9 +487,7 @@ async function caseMultiposeTfjs(job, c, debugDir) {
     return tf.cast(padded, 'int32');
   });
   img4d.dispose();
-  const summary = inputSummary(input, debugDir, c.id);
-  const out = runModel(model, input);
-  input.dispose();
+  const { summary, out } = runOnInput(model, input, debugDir, c.id);
   return {
     ...summary,
     geometry: {
@@ -507,9 +509,7 @@ async function caseMultiposePad(job, c, debugDir) {
   img4d.dispose();
   const input = tf.cast(padded, 'int32');
   padded.dispose();
-  const summary = inputSummary(input, debugDir, c.id);
-  const out = runModel(model, input);
-  input.dispose();
+  const { summary, out } = runOnInput(model, input, debugDir, c.id);
   return {
     ...summary,
     geometry: {
