@@ -25,10 +25,10 @@ from typing import Any, Sequence
 import yaml
 
 from posrec.errors import PosrecError
+from posrec.io.datasets import FORMATS
 from posrec.paths import shared_data_dir
 
 ARCHS = ("stgcn", "stgcn++", "ctrgcn")
-FORMATS = ("pickle", "penn", "nwucla", "kinetics", "ntu")
 FEATS = ("j", "b", "jm", "bm")
 
 
@@ -51,18 +51,30 @@ class AugmentConfig:
     noise: float = 0.0    # estimator-like joint jitter: std as a fraction of the person's size
     drop: float = 0.0     # probability that a joint is dropped (missing) in a frame
     flip: float = 0.0     # probability of a left/right flip
+    speed: float = 0.0    # window sampling: speed factor uniform in [1 / (1 + speed), 1 + speed]
+    truncate: float = 0.0  # probability that a clip loses its lower body (legs out of frame)
+    swap: float = 0.0     # per-frame probability that a left/right limb confusion run starts
+    frame_drop: float = 0.0  # per-frame probability that the person is lost (all joints missing)
 
 
 @dataclass
 class DataConfig:
     source: str = ""               # dataset pickle, or the raw dataset for `format`
-    format: str = "pickle"         # pickle | penn | nwucla | kinetics | ntu
+    format: str = "pickle"         # pickle | penn | nwucla | kinetics | ntu | jhmdb
     cache: str | None = None       # raw formats: where the converted pickle is kept and reused
     layout: str = ""               # joint layout of the data and the model, e.g. penn13
     train_split: str = "train"
     test_split: str = "test"
     val_split: str | None = None   # validated each epoch; default: test_split
     clip_len: int = 100            # T frames sampled per clip
+    sampling: str = "uniform"      # uniform: the whole sequence squeezed into clip_len frames;
+                                   # window: clip_len frames at `fps` (a fixed duration)
+    fps: float | None = None       # window sampling: the frame rate the model sees
+    source_fps: float = 30.0       # frame rate of clips that carry no `fps` of their own
+    normalize: str = "auto"        # image (2D pixels by frame size) | body3d | person (centre and
+                                   # scale by the body); auto: image for 2D, body3d for 3D
+    min_score: float = 0.01        # joints scoring at most this are missing
+    score: str = "raw"             # score channel: raw (the data's scores) | presence (1 / 0)
     num_clips: int = 10            # clips per sample at test time (softmax scores averaged)
     val_clips: int = 1             # clips per sample for the per-epoch validation
     minmax: bool = False           # after augmenting, scale each axis of a clip to [-1, 1]
@@ -182,6 +194,14 @@ def _check(cfg: Config, where: str) -> None:
     for i, f in enumerate(cfg.data.feats):
         if f not in FEATS:
             raise bad(f"data.feats[{i}]", f"must be one of {', '.join(FEATS)}, got {f!r}")
+    for key, allowed in (("sampling", ("uniform", "window")),
+                         ("normalize", ("auto", "image", "body3d", "person")),
+                         ("score", ("raw", "presence"))):
+        if getattr(cfg.data, key) not in allowed:
+            raise bad(f"data.{key}", f"must be one of {', '.join(allowed)}, "
+                                     f"got {getattr(cfg.data, key)!r}")
+    if cfg.data.sampling == "window" and not cfg.data.fps:
+        raise bad("data.fps", "must be set for data.sampling: window")
     if not cfg.data.feats:
         raise bad("data.feats", "must name at least one stream")
     if cfg.train.test_checkpoint not in ("last", "best"):
@@ -217,7 +237,7 @@ def _check(cfg: Config, where: str) -> None:
         raise bad("train.grad_clip", f"must be positive or null, got {cfg.train.grad_clip}")
     if not 0 <= cfg.train.label_smoothing < 1:
         raise bad("train.label_smoothing", f"must be in [0, 1), got {cfg.train.label_smoothing}")
-    for k in ("drop", "flip"):
+    for k in ("drop", "flip", "truncate", "swap", "frame_drop"):
         if getattr(cfg.data.augment, k) > 1:
             raise bad(f"data.augment.{k}", "is a probability and must be at most 1")
 

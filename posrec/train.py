@@ -271,37 +271,19 @@ def _prepare(data: dict, cfg: Config) -> dict:
     return {**data, "split": split, "classes": classes}
 
 
+def _spec(cfg: Config, data: dict):
+    """The input pipeline spec of ``cfg`` for ``data`` (2D or 3D from its first clip)."""
+    from posrec.data.pipeline import spec_from_config
+
+    return spec_from_config(cfg, int(data["annotations"][0]["keypoint"].shape[-1]))
+
+
 def _transform(cfg: Config, data: dict, train: bool, num_clips: int) -> Callable:
-    """Normalise, sample clips, augment (training only), pad people, streams, tensor.
+    """Normalise, sample clips, augment (training only), pad people, streams, tensor."""
+    from posrec.data.pipeline import build_transform
 
-    Sampling comes before the augmentations (unlike ``transforms.default_pipeline``): each
-    augmentation is one transform per clip or independent per frame, so the result has the same
-    distribution, and it only has to touch ``clip_len`` frames instead of the whole sequence.
-    """
-    from posrec.data import transforms as T
-
-    d, a = cfg.data, cfg.data.augment
-    three_d = data["annotations"][0]["keypoint"].shape[-1] == 3
-    ops: list = [T.PreNormalize3D(layout=d.layout) if three_d else T.PreNormalize2D(),
-                 T.UniformSample(clip_len=d.clip_len, num_clips=num_clips, test_mode=not train)]
-    if train:
-        if a.noise or a.drop:
-            ops.append(T.EstimatorNoise(sigma=a.noise, drop_prob=a.drop))
-        if a.flip:
-            ops.append(T.RandomFlip(p=a.flip, layout=d.layout))
-        if a.rotate:
-            ops.append(T.RandomRotate(theta=a.rotate))
-        if a.scale:
-            ops.append(T.RandomScale(scale=a.scale))
-        if a.shift:
-            ops.append(T.RandomShift(shift=a.shift))
-    if d.minmax:
-        ops.append(T.MinMaxNormalize())
-    if d.test_flip and not train:  # after MinMaxNormalize: the clips are scaled as one
-        ops.append(T.AddFlipped(layout=d.layout))
-    ops += [T.PadPersons(num_person=cfg.model.num_person),
-            T.GenSkeFeat(layout=d.layout, feats=tuple(d.feats)), T.ToTensor()]
-    return T.Compose(ops)
+    return build_transform(_spec(cfg, data), train, num_clips, cfg.data.augment,
+                           cfg.data.test_flip)
 
 
 def _dataset(cfg: Config, data: dict, split: str, train: bool, num_clips: int):
@@ -661,6 +643,7 @@ def _train(cfg: Config, dev: _Dist, run: Path, ck: dict | None, on_epoch_end) ->
             state = {"state_dict": net.state_dict(), "config": config_to_dict(cfg),
                      "class_names": list(classes), "layout": cfg.data.layout,
                      "arch": cfg.model.arch, "num_classes": len(classes), "in_channels": in_ch,
+                     "pipeline": _spec(cfg, data).to_dict(),
                      "metrics": dict(row), "epoch": epoch + 1, **best, "history": history,
                      "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": rngs}
             if improved:

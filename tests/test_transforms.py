@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -251,25 +252,102 @@ def test_pad_persons(penn_clip):
     assert T.PadPersons(1)(out)["keypoint"].shape[0] == 1
 
 
-def test_convert_layout_transform():
-    rng = np.random.default_rng(0)
-    clip = {"keypoint": rng.uniform(0, 100, (1, 5, 17, 2)).astype(np.float32),
-            "keypoint_score": np.ones((1, 5, 17), np.float32), "layout": "coco17"}
-    out = T.ConvertLayout("penn13")(clip)
-    assert out["keypoint"].shape == (1, 5, 13, 2) and out["layout"] == "penn13"
-    np.testing.assert_allclose(out["keypoint"][..., 0, :], clip["keypoint"][..., :5, :].mean(-2), rtol=1e-5)
-
-
 @pytest.mark.parametrize("which", ["penn", "ucla"])
-def test_default_pipeline_batches(which, penn_clip, ucla_clip):
+def test_build_transform_batches(which, penn_clip, ucla_clip):
+    from posrec.config import AugmentConfig
+    from posrec.data.pipeline import InputSpec, build_transform
+
     clip = penn_clip if which == "penn" else ucla_clip
     dim, layout = (2, "penn13") if which == "penn" else (3, "nwucla20")
     data = {"split": {"train": [clip["frame_dir"]]}, "annotations": [clip], "classes": list("abcdefghijklmno")}
-    train = T.default_pipeline(dim, layout, clip_len=24, feats=("j", "b"), rotate=0.1, scale=0.1,
-                               shift=0.05, noise=0.01, drop=0.05, flip=0.5)
-    ds = SkeletonDataset(data, "train", train)
+    spec = InputSpec(layout, feats=("j", "b"), clip_len=24, dim=dim,
+                     normalize="image" if dim == 2 else "body3d")
+    aug = AugmentConfig(rotate=0.1, scale=0.1, shift=0.05, noise=0.01, drop=0.05, flip=0.5)
+    ds = SkeletonDataset(data, "train", build_transform(spec, True, 1, aug))
     x, y = next(iter(torch.utils.data.DataLoader(ds, batch_size=1)))
     assert x.shape == (1, 1, 2, 24, get_layout(layout).num_joints, 6) and x.dtype == torch.float32
-    test = T.default_pipeline(dim, layout, clip_len=24, num_clips=4, test_mode=True)
+    test = build_transform(dataclasses.replace(spec, feats=("j",)), False, 4)
     a, b = SkeletonDataset(data, "train", test)[0][0], SkeletonDataset(data, "train", test)[0][0]
     assert a.shape == (4, 2, 24, get_layout(layout).num_joints, 3) and torch.equal(a, b)
+
+
+def test_input_spec_round_trip_and_differences():
+    from posrec.data.pipeline import InputSpec
+
+    spec = InputSpec("penn13", feats=("j", "b"), clip_len=32, normalize="person", sampling="window",
+                     fps=20.0, score="presence")
+    assert InputSpec.from_dict(spec.to_dict()) == spec
+    assert spec.window_seconds == pytest.approx(1.6)
+    other = dataclasses.replace(spec, feats=("b",))
+    assert spec.differences(other) == ["feats ('j', 'b') != ('b',)"]
+    with pytest.raises(PosrecError, match="unknown input pipeline keys colour"):
+        InputSpec.from_dict({**spec.to_dict(), "colour": 1})
+
+
+def test_window_indices_follow_the_frame_rates():
+    from posrec.data.sampling import window_indices
+
+    # 60 fps source, 20 fps model: every third frame, a centred window at test time
+    idx = window_indices(300, 3.0, 10, test_mode=True)
+    assert np.all(np.diff(idx) == 3) and idx[0] == (300 - 1 - 27) // 2  # 136: centred
+    # evenly spread windows span the sequence from its first to its last frame
+    many = window_indices(300, 3.0, 10, num_clips=3, test_mode=True).reshape(3, 10)
+    assert many[0, 0] == 0 and many[-1, -1] == 299
+    # a short sequence (12 source frames at step 2 -> 6 frames) is padded with its end frames
+    short = window_indices(12, 2.0, 10, test_mode=True)
+    np.testing.assert_array_equal(short, [0, 0, 0, 2, 4, 6, 8, 10, 10, 10])
+    # training speeds stay within the range: steps between 2 / 1.5 and 2 * 1.5
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        d = np.diff(window_indices(1000, 2.0, 16, speed=(1 / 1.5, 1.5), rng=rng))
+        assert d.min() >= 1 and d.max() <= 3
+
+
+def test_person_normalize_ignores_frame_size_and_position(penn_clip):
+    """The same body, half the size and elsewhere in the frame, gives the same input."""
+    from posrec.data.normalize import PersonNormalize
+
+    clip = T.UniformSample(32, 1, test_mode=True)(penn_clip)
+    a = PersonNormalize()(clip)["keypoint"]
+    moved = {**clip, "keypoint": np.where(clip["keypoint"] != 0, clip["keypoint"] * 0.5 + 40, 0)}
+    b = PersonNormalize()(moved)["keypoint"]
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    present = a[0][(a[0] != 0).any(-1)]
+    assert abs(present.mean(0)).max() < 1e-5  # centred
+    side = (a[0].max(1) - a[0].min(1)).max(-1)  # per frame: longer side of the body box
+    assert np.median(side) == pytest.approx(1.0, abs=1e-5)  # scaled to unit body size
+
+
+def test_minmax_normalize_is_per_clip(ucla_clip):
+    """Two clips scaled together equal each one scaled alone (it used to span all clips)."""
+    clip = T.UniformSample(20, 2, test_mode=True)(ucla_clip)
+    both = T.MinMaxNormalize()(clip)["keypoint"]
+    for i in range(2):
+        one = {**clip, "keypoint": clip["keypoint"][:, 20 * i:20 * (i + 1)], "num_clips": 1}
+        np.testing.assert_allclose(both[:, 20 * i:20 * (i + 1)], T.MinMaxNormalize()(one)["keypoint"],
+                                   atol=1e-6)
+
+
+def test_estimator_noise_augmentations(penn_clip):
+    """Truncation drops the lower body; L/R swaps trade limb pairs; frame drops blank frames;
+    presence replaces scores by 0/1. On a real Penn clip, with fixed generators."""
+    from posrec.data.augment import FrameDrop, RandomSwapLR, RandomTruncate
+    from posrec.data.streams import PresenceScore
+
+    lay = get_layout("penn13")
+    ankles = [lay.index("left_ankle"), lay.index("right_ankle")]
+    rng = np.random.default_rng(1)
+    cut = RandomTruncate("penn13", p=1.0, rng=rng)(_frozen(penn_clip))
+    assert (cut["keypoint"][:, :, ankles] == 0).all() and (cut["keypoint_score"][:, :, ankles] == 0).all()
+    assert (cut["keypoint"][:, :, lay.index("head")] != 0).any()
+    swapped = RandomSwapLR("penn13", p=0.2, rng=np.random.default_rng(2))(_frozen(penn_clip))["keypoint"]
+    changed = (swapped != penn_clip["keypoint"]).any(-1)[0]  # (T, V)
+    assert 0 < changed.any(1).mean() < 1
+    lw, rw = lay.index("left_wrist"), lay.index("right_wrist")
+    f = np.flatnonzero(changed[:, lw])[0]
+    np.testing.assert_array_equal(swapped[0, f, lw], penn_clip["keypoint"][0, f, rw])
+    dropped = FrameDrop(p=0.3, rng=np.random.default_rng(3))(_frozen(penn_clip))
+    gone = (dropped["keypoint"][0] == 0).all((-1, -2))
+    assert 0.15 < gone.mean() < 0.45 and (dropped["keypoint_score"][0][gone] == 0).all()
+    pres = PresenceScore()(cut)["keypoint_score"]
+    assert set(np.unique(pres)) <= {0.0, 1.0} and (pres[:, :, ankles] == 0).all()

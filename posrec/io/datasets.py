@@ -17,7 +17,7 @@ import numpy as np
 
 from posrec.errors import PosrecError
 
-FORMATS = ("penn", "nwucla", "kinetics", "ntu", "pickle")
+FORMATS = ("pickle", "penn", "nwucla", "kinetics", "ntu", "jhmdb")
 # A layout is identified by its joint count; every layout posrec knows has a distinct one.
 LAYOUT_BY_JOINTS = {13: "penn13", 17: "coco17", 18: "openpose18", 20: "nwucla20", 25: "ntu25"}
 
@@ -32,13 +32,15 @@ def detect_format(src: str | Path) -> str:
         for pattern, fmt in (("*.mat", "penn"), ("*.skeleton", "ntu")):
             if next(sub.glob(pattern), None) is not None:
                 return fmt
+        if next(src.glob("GT_train_[123].pkl"), None) is not None:
+            return "jhmdb"
         first = next(sub.glob("*.json"), None) or next(src.glob("kinetics_*/*.json"), None)
         if first is None:
             raise PosrecError(f"{src}: no .mat, .skeleton or .json files to read; use --format")
         return _json_format(first)
     ext = src.suffix.lower()
     if ext in (".pkl", ".pickle"):
-        return "pickle"
+        return "jhmdb" if src.name.startswith("GT_") else "pickle"
     if ext == ".mat":
         return "penn"
     if ext == ".skeleton":
@@ -65,7 +67,7 @@ def convert(src: str | Path, fmt: str = "auto", **opts: Any) -> dict:
 
     ``opts`` go to the reader: ``penn`` (``invisible_score``), ``nwucla`` (``test_views``),
     ``kinetics`` (``max_person``, ``img_shape``, ``split``, ``classes``), ``ntu`` (``mode`` "3d" or
-    "2d", ``version`` 60/120, ``max_person``). ``pickle`` reads a PYSKL/MMAction2 dataset or one
+    "2d", ``version`` 60/120, ``max_person``), ``jhmdb`` (``split`` 1, 2 or 3). ``pickle`` reads a PYSKL/MMAction2 dataset or one
     written by posrec (``posrec extract`` included) and fills in ``layout`` from the joint count
     where it is missing.
     """
@@ -85,6 +87,8 @@ def convert(src: str | Path, fmt: str = "auto", **opts: Any) -> dict:
             from posrec.io.kinetics import read_kinetics as reader
         elif fmt == "ntu":
             from posrec.io.ntu import read_ntu as reader
+        elif fmt == "jhmdb":
+            from posrec.io.jhmdb import read_jhmdb as reader
         else:
             reader = _read_pickle
         return reader(src, **opts)

@@ -1,0 +1,127 @@
+"""Temporal sampling: which frames of a sequence make a clip."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from posrec.data._common import _rng
+from posrec.errors import PosrecError
+
+
+def sample_indices(num_frames: int, clip_len: int, num_clips: int = 1, test_mode: bool = False,
+                   seed: int = 255, p_interval: tuple[float, float] = (1.0, 1.0),
+                   rng: np.random.Generator | None = None) -> np.ndarray:
+    """Frame indices (num_clips * clip_len,) in [0, num_frames), PYSKL's UniformSampleFrames.
+
+    Each clip takes a random fraction ``p_interval`` of the sequence, cuts it into ``clip_len``
+    equal segments and picks one random frame from each (so indices are sorted). A sequence
+    shorter than ``clip_len`` is looped from a random start (from evenly spread starts at test
+    time). In ``test_mode`` the draws come from ``seed``, so every epoch sees the same frames.
+    """
+    if num_frames < 1:
+        raise PosrecError("cannot sample frames from an empty sequence")
+    r = np.random.default_rng(seed) if test_mode else _rng(rng)
+    out = []
+    for i in range(num_clips):
+        n = max(1, int(r.uniform(*p_interval) * num_frames))
+        off = int(r.integers(num_frames - n + 1))
+        if n < clip_len:
+            if test_mode:
+                start = i if n < num_clips else i * n // num_clips
+            else:
+                start = int(r.integers(n))
+            inds = np.arange(start, start + clip_len) % n  # loop the short sequence
+        elif n < 2 * clip_len:
+            # every frame but n - clip_len of them: skip (insert a gap) at random positions
+            gaps = np.zeros(clip_len + 1, np.int64)
+            gaps[r.choice(clip_len + 1, n - clip_len, replace=False)] = 1
+            inds = np.arange(clip_len) + np.cumsum(gaps)[:-1]
+        else:
+            bounds = np.arange(clip_len + 1) * n // clip_len
+            inds = bounds[:-1] + r.integers(np.diff(bounds))
+        out.append(inds + off)
+    return np.concatenate(out) % num_frames
+
+
+class UniformSample:
+    """Sample ``num_clips`` clips of ``clip_len`` frames (see :func:`sample_indices`) and cut the
+    arrays to them: ``keypoint`` (M, num_clips * clip_len, V, C). Sets ``frame_inds``,
+    ``clip_len``, ``num_clips``; ``test_mode`` (or the clip's own ``test_mode`` key) makes the
+    choice deterministic."""
+
+    def __init__(self, clip_len: int, num_clips: int = 1, test_mode: bool = False,
+                 seed: int = 255, p_interval: float | tuple[float, float] = 1.0,
+                 rng: np.random.Generator | None = None):
+        self.clip_len, self.num_clips = clip_len, num_clips
+        self.test_mode, self.seed = test_mode, seed
+        self.p_interval = p_interval if isinstance(p_interval, tuple) else (p_interval, p_interval)
+        self.rng = rng
+
+    def __call__(self, results: dict) -> dict:
+        kp = results["keypoint"]
+        test = self.test_mode or bool(results.get("test_mode", False))
+        inds = sample_indices(kp.shape[1], self.clip_len, self.num_clips, test, self.seed,
+                              self.p_interval, self.rng)
+        out = {**results, "keypoint": kp[:, inds], "frame_inds": inds, "clip_len": self.clip_len,
+               "num_clips": self.num_clips}
+        if "keypoint_score" in results:
+            out["keypoint_score"] = results["keypoint_score"][:, inds]
+        return out
+
+
+def window_indices(num_frames: int, step: float, clip_len: int, num_clips: int = 1,
+                   test_mode: bool = False, speed: tuple[float, float] = (1.0, 1.0),
+                   rng: np.random.Generator | None = None) -> np.ndarray:
+    """Frame indices (num_clips * clip_len,) of windows of ``clip_len`` frames taken every
+    ``step`` source frames (``step`` = source fps / model fps).
+
+    Training draws a start and a speed factor in ``speed`` per window (1.25 plays 25 % faster);
+    ``test_mode`` spreads ``num_clips`` windows evenly at speed 1. A sequence shorter than a
+    window is padded by repeating its first and last frames (training: a random split of the
+    padding; test: centred), the way the labeller pads a short track.
+    """
+    if num_frames < 1:
+        raise PosrecError("cannot sample frames from an empty sequence")
+    r = None if test_mode else _rng(rng)
+    out = []
+    for i in range(num_clips):
+        s = step if test_mode else step * float(r.uniform(*speed))
+        span = (clip_len - 1) * s
+        if span <= num_frames - 1:
+            room = num_frames - 1 - span
+            start = room * (i / (num_clips - 1) if num_clips > 1 else 0.5) if test_mode \
+                else float(r.uniform(0, room))
+            idx = np.rint(start + np.arange(clip_len) * s)
+        else:
+            core = np.rint(np.arange(int((num_frames - 1) // s) + 1) * s)
+            pad = clip_len - len(core)
+            left = pad // 2 if test_mode else int(r.integers(pad + 1))
+            idx = np.concatenate([np.full(left, core[0]), core, np.full(pad - left, core[-1])])
+        out.append(np.clip(idx, 0, num_frames - 1).astype(np.int64))
+    return np.concatenate(out)
+
+
+class WindowSample:
+    """Clips of ``clip_len`` frames at ``fps`` frames per second: windows of a fixed duration
+    (``clip_len / fps`` seconds), as the labeller cuts them from a video, instead of the whole
+    sequence squeezed into ``clip_len`` frames (:class:`UniformSample`). The sequence's own rate
+    is its ``fps`` key, else ``default_fps``. See :func:`window_indices`; ``speed`` (training
+    only) is the range of the random speed factor."""
+
+    def __init__(self, clip_len: int, fps: float, num_clips: int = 1, test_mode: bool = False,
+                 speed: tuple[float, float] = (1.0, 1.0), default_fps: float = 30.0,
+                 rng: np.random.Generator | None = None):
+        self.clip_len, self.fps, self.num_clips, self.test_mode = clip_len, fps, num_clips, test_mode
+        self.speed, self.default_fps, self.rng = speed, default_fps, rng
+
+    def __call__(self, results: dict) -> dict:
+        kp = results["keypoint"]
+        test = self.test_mode or bool(results.get("test_mode", False))
+        step = float(results.get("fps") or self.default_fps) / self.fps
+        inds = window_indices(kp.shape[1], step, self.clip_len, self.num_clips, test, self.speed,
+                              self.rng)
+        out = {**results, "keypoint": kp[:, inds], "frame_inds": inds, "clip_len": self.clip_len,
+               "num_clips": self.num_clips}
+        if "keypoint_score" in results:
+            out["keypoint_score"] = results["keypoint_score"][:, inds]
+        return out
