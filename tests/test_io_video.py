@@ -35,9 +35,11 @@ def test_real_video_metadata_and_streaming(basketball):
         assert first.shape == (240, 426, 3) and first.dtype == np.uint8
         n = 1 + sum(1 for _ in video)
     assert n == 300 and video.frames_read == 300
-    # RGB, not OpenCV's BGR.
+    # RGB, not OpenCV's BGR: the same picture as OpenCV decodes, channels reversed (the two
+    # decoders' YUV->RGB conversions round differently by a level or two).
     ok, bgr = cv2.VideoCapture(str(basketball)).read()
-    assert ok and np.array_equal(first, bgr[:, :, ::-1])
+    diff = np.abs(first.astype(int) - bgr[:, :, ::-1]).mean()
+    assert ok and diff < 2 < np.abs(first.astype(int) - bgr).mean()
 
 
 def test_batches(basketball):
@@ -130,7 +132,8 @@ def test_iter_video_files(shared_data, tmp_path):
     real = iter_video_files(shared_data / "videos")
     assert [p.name for p in real] == sorted(p.name for p in (shared_data / "videos").iterdir()
                                             if p.suffix.lower() in VIDEO_EXTS)
-    assert len(real) == 6
+    # Whatever the folder holds today (it grows): at least the clips MANIFEST.md lists.
+    assert {"basketball_two_people.mp4", "ntu_A055_hugging.avi", "sports2d_demo.mp4"} <= {p.name for p in real}
     for name in ["b.AVI", "a.mp4", "notes.txt", ".a.mp4.tmp.mp4"]:
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / "deeper").mkdir()

@@ -1,6 +1,10 @@
-"""Streaming video input (files and webcams) and atomic MP4 output, over OpenCV.
+"""Streaming video input: files through PyAV (FFmpeg) with OpenCV as the fallback; webcams
+through OpenCV. Writing lives in :mod:`posrec.io.video_write` (re-exported here).
 
-Frames are RGB uint8 (H, W, 3), the estimator contract. A reader holds one frame at a time (or one
+Frames are RGB uint8 (H, W, 3), the estimator contract, in the orientation the video is meant
+to be shown in (rotation metadata applied). Every frame carries its timestamp in seconds, from
+the container's presentation timestamps (pts), counted from the start of the stream, so a
+variable-frame-rate phone clip keeps its real clock. A reader holds one frame at a time (or one
 batch), never the whole video.
 """
 
@@ -10,8 +14,9 @@ import contextlib
 import itertools
 import math
 import os
-import sys
+import time
 import warnings
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -19,95 +24,112 @@ import cv2
 import numpy as np
 
 from posrec.errors import PosrecError
-from posrec.io.atomic import atomic_path
+from posrec.io.video_write import VideoEncodeWarning, VideoWriter, quiet_stderr, write_video
+
+try:  # PyAV: threaded FFmpeg decoding with timestamps and rotation; optional at run time
+    import av
+except ImportError:  # pragma: no cover - exercised by monkeypatching in the tests
+    av = None
+
+__all__ = ["VIDEO_EXTS", "VideoDecodeWarning", "VideoEncodeWarning", "VideoReader", "VideoWriter",
+           "iter_video_files", "open_camera", "open_video", "write_video"]
 
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
-# Containers write_video can fill with the avc1/mp4v codecs.
-_WRITE_EXTS = (".mp4", ".m4v", ".mov", ".avi", ".mkv")
-_FOURCCS = ("avc1", "mp4v")  # H.264 where the OpenCV build has an encoder, else MPEG-4 part 2
+DECODERS = ("pyav", "opencv")
+# Chosen by benchmarks/bench_video.py (decode fps of both readers on the shared clips, RESULTS).
+DEFAULT_DECODER = "pyav"
 
 # The container's frame count is an estimate for some formats (duration × fps for MKV/WebM), and
 # edit lists can drop a frame or two at the end of a valid MP4: only a bigger shortfall is damage.
 _COUNT_SLACK = 2
+_ROTATE = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
 
 
 class VideoDecodeWarning(UserWarning):
     """A video ended before the frame count its container announced (truncated or corrupt)."""
 
 
-def _backend() -> int:
-    # FFmpeg explicitly: with CAP_ANY, OpenCV's image-sequence backend would also try the name.
-    try:
-        if cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG):
-            return cv2.CAP_FFMPEG
-    except AttributeError:
-        pass
-    return cv2.CAP_ANY
-
-
 class VideoReader:
-    """Frames of one video file or camera, decoded one at a time.
+    """Frames of one video file or camera, decoded one at a time; a single pass.
 
-    Iterate to get RGB uint8 (H, W, 3) frames; a reader is a single pass. Attributes:
+    Iterating gives RGB uint8 (H, W, 3) frames; :meth:`timed` gives ``(t, frame)`` pairs, ``t``
+    the frame's time in seconds (float) from the container's pts, counted from the stream's
+    start (a camera: seconds since the first frame, by the wall clock). Both draw from the same
+    pass. Attributes:
         source: the file path or "camera N", for messages.
-        fps: frames per second from the container/driver; 0.0 where it is unknown.
-        width, height: frame size in pixels (from the first decoded frame, so rotation
-            metadata that OpenCV applies is accounted for).
+        backend: "pyav" or "opencv", whichever decodes this input.
+        fps: the container's average frame rate; 0.0 where unknown. Times come from pts, not fps.
+        width, height: the frame size as displayed, in pixels (after rotation).
+        rotation: degrees counter-clockwise applied to the decoded pictures (0, 90, 180, 270).
         frame_count: the container's frame count, an estimate; 0 where unknown (cameras).
         frames_read: frames returned so far.
     """
 
-    def __init__(self, cap: cv2.VideoCapture, source: str, is_camera: bool = False) -> None:
-        self._cap = cap
-        self.source = source
-        self.is_camera = is_camera
-        fps = cap.get(cv2.CAP_PROP_FPS)
+    backend = "base"
+
+    def __init__(self, source: str, fps: float, frame_count: int, is_camera: bool = False) -> None:
+        self.source, self.is_camera = source, is_camera
         self.fps = float(fps) if math.isfinite(fps) and 0 < fps < 1000 else 0.0
-        count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
-        self.frame_count = int(count) if math.isfinite(count) and count > 0 and not is_camera else 0
+        self.frame_count = int(frame_count) if frame_count > 0 and not is_camera else 0
+        self.rotation = getattr(self, "rotation", 0)
         self.frames_read = 0
-        self._decoded = 0  # frames decoded so far, including one read ahead
+        self._decoded = 0  # frames decoded so far, including the one read ahead
+        self._open = True
         # Decode the first frame now so that an undecodable input fails at open, not mid-pipeline.
-        first = self._decode()
+        first = self._next_decoded()
         if first is None:
             self.close()
             raise PosrecError(f"{source}: no frame could be decoded (corrupt, truncated or unsupported video)")
-        self._pending: np.ndarray | None = first
-        self.height, self.width = first.shape[:2]
+        self._pending: tuple[float, np.ndarray] | None = first
+        self.height, self.width = first[1].shape[:2]
+
+    # Backends implement these two.
+    def _decode(self) -> tuple[float, np.ndarray] | None:
+        """The next (t seconds, RGB frame) or None at the end (or at the first undecodable frame)."""
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        raise NotImplementedError
 
     @property
     def duration(self) -> float:
         """Length in seconds from the container's frame count and fps; 0.0 where unknown."""
         return self.frame_count / self.fps if self.fps and self.frame_count else 0.0
 
-    def _decode(self) -> np.ndarray | None:
-        if self._cap is None:
-            return None
-        ok, bgr = self._cap.read()
-        if ok and bgr is not None:
+    def _next_decoded(self) -> tuple[float, np.ndarray] | None:
+        item = self._decode() if self._open else None
+        if item is not None:
             self._decoded += 1
-            if bgr.ndim == 2:  # some drivers/codecs hand back single-channel frames
-                return cv2.cvtColor(bgr, cv2.COLOR_GRAY2RGB)
-            return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            return item
         # End of stream, or the first frame that would not decode. A shortfall against the
         # container's count means a truncated/corrupt file: say so once, keep what was decoded.
         decoded = self._decoded
-        if self.frame_count and 0 < decoded < self.frame_count - _COUNT_SLACK:
+        if self._open and self.frame_count and 0 < decoded < self.frame_count - _COUNT_SLACK:
             warnings.warn(f"{self.source}: decoding stopped at frame {decoded} of {self.frame_count} "
                           f"(truncated or corrupt video); using the {decoded} frames before it",
-                          VideoDecodeWarning, stacklevel=4)
+                          VideoDecodeWarning, stacklevel=5)
         self.close()
         return None
 
+    def read_timed(self) -> tuple[float, np.ndarray] | None:
+        """The next ``(t seconds, RGB uint8 (H, W, 3) frame)``, or None at the end."""
+        if self._pending is not None:
+            item, self._pending = self._pending, None
+        else:
+            item = self._next_decoded()
+        if item is not None:
+            self.frames_read += 1
+        return item
+
     def read(self) -> np.ndarray | None:
         """The next RGB uint8 (H, W, 3) frame, or None at the end."""
-        if self._pending is not None:
-            frame, self._pending = self._pending, None
-        else:
-            frame = self._decode()
-        if frame is not None:
-            self.frames_read += 1
-        return frame
+        item = self.read_timed()
+        return None if item is None else item[1]
+
+    def timed(self) -> Iterator[tuple[float, np.ndarray]]:
+        """The remaining frames as ``(t, rgb)``: t in seconds from the container's pts."""
+        while (item := self.read_timed()) is not None:
+            yield item
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return self
@@ -129,9 +151,9 @@ class VideoReader:
             yield np.stack(batch)
 
     def close(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
+        if self._open:
+            self._open = False
+            self._release()
 
     def __enter__(self) -> "VideoReader":
         return self
@@ -144,16 +166,144 @@ class VideoReader:
             self.close()
 
     def __repr__(self) -> str:
-        return (f"VideoReader({self.source!r}, {self.width}x{self.height}, fps={self.fps:.3f}, "
-                f"frame_count={self.frame_count}, frames_read={self.frames_read})")
+        return (f"{type(self).__name__}({self.source!r}, {self.width}x{self.height}, "
+                f"fps={self.fps:.3f}, frame_count={self.frame_count}, frames_read={self.frames_read})")
 
 
-def open_video(path: str | os.PathLike) -> VideoReader:
+def _yuv420_to_rgb(frame) -> np.ndarray:
+    """A decoded PyAV frame -> RGB uint8. 8-bit 4:2:0 (most video) goes through OpenCV's SIMD
+    I420 conversion, measured faster than FFmpeg's swscale (BT.601, as OpenCV's own reader)."""
+    if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
+        return cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2RGB_I420)
+    return frame.to_ndarray(format="rgb24")
+
+
+class PyAVReader(VideoReader):
+    """A video file decoded by PyAV with FFmpeg's frame and slice threads (see VideoReader)."""
+
+    backend = "pyav"
+
+    def __init__(self, container, source: str) -> None:
+        self._container = container
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"  # frame + slice threads: decoding overlaps across cores
+        self._frames = container.decode(stream)
+        tb = stream.time_base or Fraction(1, 90000)
+        self._time_base = float(tb)
+        self._start = stream.start_time or 0
+        rate = stream.average_rate or stream.guessed_rate
+        fps = float(rate) if rate else 0.0
+        count = stream.frames
+        if not count and fps:  # no count in the header (MKV, WebM): estimate it from the duration
+            length = stream.duration * self._time_base if stream.duration else (container.duration or 0) / 1e6
+            count = round(length * fps)
+        self._last_t = -1.0
+        super().__init__(source, fps, count or 0)
+
+    def _decode(self) -> tuple[float, np.ndarray] | None:
+        try:
+            frame = next(self._frames)
+        except (StopIteration, av.error.FFmpegError, EOFError):
+            return None
+        if self._decoded == 0:  # the display matrix of the first frame holds for the video
+            self.rotation = round((frame.rotation or 0) / 90) % 4 * 90
+        rgb = _yuv420_to_rgb(frame)
+        if self.rotation:
+            rgb = cv2.rotate(rgb, _ROTATE[self.rotation])
+        if frame.pts is not None:
+            t = (frame.pts - self._start) * self._time_base
+        else:  # some AVI frames carry no pts: one frame period after the last
+            t = self._last_t + (1 / self.fps if self.fps else 0.0)
+        self._last_t = t
+        return t, rgb
+
+    def _release(self) -> None:
+        self._frames = iter(())
+        self._container.close()
+
+
+class OpenCVReader(VideoReader):
+    """A file or webcam read by OpenCV's VideoCapture (see VideoReader). Times: the file's pts as
+    OpenCV reports them (CAP_PROP_POS_MSEC); for a camera, wall-clock seconds since frame 0."""
+
+    backend = "opencv"
+
+    def __init__(self, cap: cv2.VideoCapture, source: str, is_camera: bool = False) -> None:
+        self._cap = cap
+        self._t0: float | None = None
+        self._last_t = -1.0
+        count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        # OpenCV applies rotation metadata itself (CAP_PROP_ORIENTATION_AUTO, on by default).
+        # Its ORIENTATION_META is FFmpeg's clockwise "rotate" tag; ours counts counter-clockwise.
+        meta = cap.get(cv2.CAP_PROP_ORIENTATION_META) if hasattr(cv2, "CAP_PROP_ORIENTATION_META") else 0
+        self.rotation = -round(meta / 90) % 4 * 90 if math.isfinite(meta) else 0
+        super().__init__(source, cap.get(cv2.CAP_PROP_FPS), int(count) if math.isfinite(count) else 0,
+                         is_camera)
+
+    def _decode(self) -> tuple[float, np.ndarray] | None:
+        ok, bgr = self._cap.read()
+        if not ok or bgr is None:
+            return None
+        if self.is_camera:
+            now = time.monotonic()
+            self._t0 = now if self._t0 is None else self._t0
+            t = now - self._t0
+        else:
+            t = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000
+            if not (math.isfinite(t) and t > self._last_t):  # no usable pts: count frames
+                t = self._last_t + (1 / self.fps if self.fps else 0.0) if self._decoded else 0.0
+        self._last_t = t
+        code = cv2.COLOR_GRAY2RGB if bgr.ndim == 2 else cv2.COLOR_BGR2RGB  # some codecs give grey
+        return t, cv2.cvtColor(bgr, code)
+
+    def _release(self) -> None:
+        self._cap.release()
+
+
+def _cv_backend() -> int:
+    # FFmpeg explicitly: with CAP_ANY, OpenCV's image-sequence backend would also try the name.
+    try:
+        if cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG):
+            return cv2.CAP_FFMPEG
+    except AttributeError:
+        pass
+    return cv2.CAP_ANY
+
+
+def _open_pyav(path: Path) -> VideoReader | None:
+    """A PyAV reader, or None where PyAV is missing or cannot open/decode the file."""
+    if av is None:
+        return None
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except (av.error.FFmpegError, OSError, ValueError):
+        return None
+    if not container.streams.video:
+        container.close()
+        return None
+    try:
+        return PyAVReader(container, str(path))
+    except PosrecError:
+        return None  # no frame decoded: let OpenCV try before giving up
+
+
+def _open_opencv(path: Path) -> VideoReader | None:
+    with quiet_stderr():
+        cap = cv2.VideoCapture(str(path), _cv_backend())
+    if not cap.isOpened():
+        cap.release()
+        return None
+    return OpenCVReader(cap, str(path))
+
+
+def open_video(path: str | os.PathLike, decoder: str | None = None) -> VideoReader:
     """Open a video file for streaming; PosrecError with a one-line reason if it can't be read.
 
-    The first frame is decoded here, so a file that opens but holds no decodable frame fails now.
-    A file that breaks off part way yields the frames before the damage and warns once
-    (:class:`VideoDecodeWarning`) with the index of the first frame that did not decode.
+    ``decoder``: "pyav" or "opencv"; default ``$POSREC_DECODER`` or DEFAULT_DECODER. The other
+    one is tried when the chosen one is missing or cannot open the file, so callers never care
+    which decodes. The first frame is decoded here, so a file that opens but holds no decodable
+    frame fails now. A file that breaks off part way yields the frames before the damage and
+    warns once (:class:`VideoDecodeWarning`) with the index of the first frame that did not decode.
     """
     path = Path(path)
     if not path.exists():
@@ -162,26 +312,32 @@ def open_video(path: str | os.PathLike) -> VideoReader:
         raise PosrecError(f"{path} is a directory, not a video")
     if path.stat().st_size == 0:
         raise PosrecError(f"{path} is empty (0 bytes)")
-    cap = cv2.VideoCapture(str(path), _backend())
-    if not cap.isOpened():
-        cap.release()
-        raise PosrecError(f"cannot open {path} as a video (not a video, an unsupported codec, "
-                          "or a truncated file whose index is missing)")
-    return VideoReader(cap, str(path))
+    decoder = decoder or os.environ.get("POSREC_DECODER") or DEFAULT_DECODER
+    if decoder not in DECODERS:
+        raise PosrecError(f"unknown video decoder {decoder!r}: use one of {', '.join(DECODERS)}")
+    openers = (_open_pyav, _open_opencv) if decoder == "pyav" else (_open_opencv, _open_pyav)
+    for opener in openers:
+        reader = opener(path)
+        if reader is not None:
+            return reader
+    raise PosrecError(f"cannot open {path} as a video (not a video, an unsupported codec, "
+                      "or a truncated file whose index is missing)")
 
 
 def open_camera(index: int = 0, width: int | None = None, height: int | None = None) -> VideoReader:
     """Stream from webcam ``index``; ``width``/``height`` request a capture size (drivers may
     pick the nearest they support). Same interface as a file reader; frame_count is 0."""
-    cap = cv2.VideoCapture(int(index))
-    if not cap.isOpened():
+    with quiet_stderr():  # OpenCV logs "[ERROR:0@...] Camera index out of range" from C++
+        cap = cv2.VideoCapture(int(index))
+        opened = cap.isOpened()
+    if not opened:
         cap.release()
         raise PosrecError(f"cannot open camera {index} (no such device, or it is in use)")
     if width:
         cap.set(cv2.CAP_PROP_FRAME_WIDTH, int(width))
     if height:
         cap.set(cv2.CAP_PROP_FRAME_HEIGHT, int(height))
-    return VideoReader(cap, f"camera {index}", is_camera=True)
+    return OpenCVReader(cap, f"camera {index}", is_camera=True)
 
 
 def iter_video_files(paths: str | os.PathLike | Iterable[str | os.PathLike],
@@ -214,87 +370,3 @@ def iter_video_files(paths: str | os.PathLike | Iterable[str | os.PathLike],
                 seen.add(key)
                 out.append(f)
     return out
-
-
-class VideoWriter:
-    """Accepts RGB uint8 (height, width, 3) frames for :func:`write_video`."""
-
-    def __init__(self, writer: cv2.VideoWriter, path: Path, size: tuple[int, int], fourcc: str) -> None:
-        self._writer = writer
-        self.path = path
-        self.width, self.height = size
-        self.fourcc = fourcc
-        self.frames_written = 0
-
-    def write(self, frame: np.ndarray) -> None:
-        """Append one RGB uint8 frame of exactly the size given to write_video."""
-        frame = np.asarray(frame)
-        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
-            raise ValueError(f"expected an RGB uint8 frame of shape ({self.height}, {self.width}, 3), "
-                             f"got {frame.dtype} {frame.shape}")
-        self._writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-        self.frames_written += 1
-
-
-@contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    """Silence fd 2 for a moment: FFmpeg prints several error lines when probing an encoder
-    that this OpenCV build lacks (avc1 in the pip wheels), which is expected, not a problem."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):
-        yield
-        return
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-_working_fourcc: dict[str, str] = {}  # container suffix -> first codec that opened, per process
-
-
-def _open_writer(tmp: Path, path: Path, fps: float, size: tuple[int, int]) -> tuple[cv2.VideoWriter, str]:
-    suffix = path.suffix.lower()
-    known = _working_fourcc.get(suffix)
-    for code in (known,) if known else _FOURCCS:
-        with _quiet_stderr():
-            vw = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*code), float(fps), size)
-        if vw.isOpened():
-            _working_fourcc[suffix] = code
-            return vw, code
-        vw.release()
-    raise PosrecError(f"cannot write {path}: this OpenCV build has no working video encoder "
-                      f"(tried {', '.join(_FOURCCS)})")
-
-
-@contextlib.contextmanager
-def write_video(path: str | os.PathLike, fps: float, size: tuple[int, int]) -> Iterator[VideoWriter]:
-    """Write a video atomically: ``with write_video("out.mp4", 30.0, (w, h)) as vw: vw.write(rgb)``.
-
-    ``size`` is (width, height) in pixels. Frames go to a temporary file next to ``path`` (same
-    extension, so OpenCV picks the same container) that replaces ``path`` only when the block ends
-    without error and at least one frame was written. Codec: H.264 ('avc1') where OpenCV has an
-    encoder, else MPEG-4 part 2 ('mp4v'). Encoders may round an odd width/height down to even.
-    """
-    path = Path(path)
-    if path.suffix.lower() not in _WRITE_EXTS:
-        raise PosrecError(f"cannot write video {path}: use one of {' '.join(_WRITE_EXTS)}")
-    if not (math.isfinite(fps) and fps > 0):
-        raise PosrecError(f"cannot write video {path}: frame rate must be positive, got {fps}")
-    width, height = (int(v) for v in size)
-    if width < 1 or height < 1:
-        raise PosrecError(f"cannot write video {path}: bad frame size {width}x{height}")
-    with atomic_path(path) as tmp:
-        vw, code = _open_writer(tmp, path, fps, (width, height))
-        writer = VideoWriter(vw, path, (width, height), code)
-        try:
-            yield writer
-        finally:
-            vw.release()
-        if writer.frames_written == 0:
-            raise PosrecError(f"cannot write video {path}: no frames were given")
