@@ -206,7 +206,7 @@ class PyAVReader(VideoReader):
         except (StopIteration, av.error.FFmpegError, EOFError):
             return None
         if self._decoded == 0:  # the display matrix of the first frame holds for the video
-            self.rotation = round((frame.rotation or 0) / 90) % 4 * 90
+            self.rotation = round((getattr(frame, "rotation", 0) or 0) / 90) % 4 * 90
         rgb = _yuv420_to_rgb(frame)
         if self.rotation:
             rgb = cv2.rotate(rgb, _ROTATE[self.rotation])
