@@ -4,16 +4,23 @@ The regions below were read off the photos by eye (gridded views of the images, 
 outputs), in pixels of the 512x512 originals: (x1, y1, x2, y2).
 """
 
+import errno
+import socket
+import urllib.error
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+import posrec.paths
+from posrec import cli
 from posrec.estimate.estimators import KeypointRCNNEstimator, load_estimator
 from posrec.estimate.metrics import evaluate_coco, oks
+from posrec.estimate.movenet import _notice_sha256, load_movenet, verify_weights
 from posrec.errors import PosrecError
 from posrec.io.images import read_image
+from posrec.paths import WEIGHTS_DIR
 
 NOSE, L_EYE, R_EYE, L_SHOULDER, R_SHOULDER, L_WRIST, R_WRIST = 0, 1, 2, 5, 6, 9, 10
 MOVENETS = ["lightning", "thunder", "multipose"]
@@ -98,17 +105,85 @@ def test_keypointrcnn_pre_and_post_processing_with_uninitialised_weights(photos)
     np.testing.assert_allclose(out[0].keypoints, out[1].keypoints, atol=1e-4)
 
 
-def test_keypointrcnn_offline_says_what_to_do(monkeypatch, tmp_path):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache
-
-    def no_network(*a, **k):
-        raise OSError("network unreachable")
-
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
-    with pytest.raises(PosrecError, match="not available offline.*lightning"):
-        KeypointRCNNEstimator()
-
-
 def test_unknown_estimator_is_a_clear_error():
     with pytest.raises(PosrecError, match="unknown estimator"):
         load_estimator("openpose")
+
+
+def _flipped_copy(src: Path, dst: Path) -> Path:
+    """A byte-for-byte copy of ``src`` with one byte in the middle inverted."""
+    data = bytearray(src.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def test_movenet_weights_with_one_flipped_byte_are_refused(tmp_path):
+    src = WEIGHTS_DIR / "movenet_multipose.safetensors"
+    good = tmp_path / "good.safetensors"
+    good.write_bytes(src.read_bytes())
+    assert load_movenet("multipose", path=good).multipose  # an intact copy loads anywhere
+    bad = _flipped_copy(src, tmp_path / "bad.safetensors")
+    with pytest.raises(PosrecError, match="corrupt or not the shipped movenet_multipose") as err:
+        load_movenet("multipose", path=bad)
+    assert "\n" not in str(err.value)
+    # Another variant's intact file is not the multipose weights either.
+    with pytest.raises(PosrecError, match="not the shipped movenet_multipose"):
+        load_movenet("multipose", path=WEIGHTS_DIR / "movenet_lightning.safetensors")
+    with pytest.raises(PosrecError, match="cannot be read"):
+        load_movenet("multipose", path=tmp_path / "missing.safetensors")
+
+
+def test_cli_refuses_a_corrupt_shipped_weight_file_with_exit_2(tmp_path, monkeypatch, capsys,
+                                                               shared_data):
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "NOTICE").write_bytes((WEIGHTS_DIR / "NOTICE").read_bytes())
+    _flipped_copy(WEIGHTS_DIR / "movenet_lightning.safetensors",
+                  weights / "movenet_lightning.safetensors")
+    monkeypatch.setattr(posrec.paths, "WEIGHTS_DIR", weights)
+    image = shared_data / "images" / "astronaut.png"
+    rc = cli.main(["pose", str(image), "-o", str(tmp_path / "out"), "--model", "lightning"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "corrupt" in err[0], err
+    assert not (tmp_path / "out" / "astronaut_pose.json").exists()
+
+
+def test_shipped_weights_match_notice():
+    sums = _notice_sha256()
+    assert sorted(sums) == sorted(p.name for p in WEIGHTS_DIR.glob("*.safetensors"))
+    for name in sums:
+        verify_weights(WEIGHTS_DIR / name, name)  # raises on a mismatch
+
+
+@pytest.mark.parametrize("error, offline", [
+    (urllib.error.URLError(OSError(errno.ENETUNREACH, "Network is unreachable")), True),
+    (urllib.error.URLError(socket.gaierror(-3, "Temporary failure in name resolution")), True),
+    (ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"), True),
+    (TimeoutError("timed out"), True),
+    (urllib.error.HTTPError("https://download.pytorch.org/x.pth", 404, "Not Found", None, None), False),
+    (RuntimeError("PytorchStreamReader failed reading zip archive: failed finding central directory"), False),
+    (PermissionError(errno.EACCES, "Permission denied"), False),
+])
+def test_keypointrcnn_says_offline_only_for_network_failures(monkeypatch, tmp_path, error, offline):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache
+
+    def fail(*a, **k):
+        raise error
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", fail)
+    with pytest.raises(PosrecError) as err:
+        KeypointRCNNEstimator()
+    message = str(err.value)
+    assert "\n" not in message and type(error).__name__ in message
+    if offline:
+        assert "not available offline" in message and "lightning" in message
+    else:
+        assert "not available offline" not in message and "could not be loaded" in message
+
+
+def test_keypointrcnn_wrong_state_dict_is_not_called_offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", lambda *a, **k: {"foo": torch.zeros(1)})
+    with pytest.raises(PosrecError, match=r"could not be loaded \(RuntimeError: Error"):
+        KeypointRCNNEstimator()

@@ -7,6 +7,10 @@ follow the person from frame to frame, which are sequential by nature.
 
 from __future__ import annotations
 
+import errno
+import socket
+import ssl
+import urllib.error
 from pathlib import Path
 from typing import Sequence
 
@@ -148,6 +152,23 @@ class MoveNetEstimator:
         return FramePoses(keypoints, scores, boxes, person)
 
 
+# errno values of a machine that cannot reach the network (no route, no interface, DNS).
+_NETWORK_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.ECONNREFUSED,
+                   errno.ECONNRESET, errno.ETIMEDOUT}
+
+
+def _is_network_failure(err: BaseException) -> bool:
+    """True for "cannot reach the server" (DNS, no route, refused, timeout, TLS), not for an
+    HTTP error answer, a damaged cache file or a wrong state dict."""
+    if isinstance(err, urllib.error.HTTPError):
+        return False
+    if isinstance(err, urllib.error.URLError):  # urllib's "could not open the connection"
+        return True
+    if isinstance(err, (ConnectionError, TimeoutError, socket.gaierror, socket.timeout, ssl.SSLError)):
+        return True
+    return isinstance(err, OSError) and err.errno in _NETWORK_ERRNOS
+
+
 class KeypointRCNNEstimator:
     """torchvision's Keypoint R-CNN (ResNet-50 FPN, COCO_V1 weights): heavier, more people.
 
@@ -167,21 +188,27 @@ class KeypointRCNNEstimator:
         self.model = keypointrcnn_resnet50_fpn(weights=None, weights_backbone=None,
                                                box_score_thresh=min_person_score)
         if weights is not None:
-            entry = KeypointRCNN_ResNet50_FPN_Weights[weights]
-            self.model.load_state_dict(self._fetch(entry.url))
+            self._load(KeypointRCNN_ResNet50_FPN_Weights[weights].url)
         self.model.eval().requires_grad_(False).to(device)
         self.device = device
 
-    @staticmethod
-    def _fetch(url: str) -> dict:
+    def _load(self, url: str) -> None:
+        """Weights from torchvision's cache or the network; every failure is one PosrecError
+        line, and only a failure to reach the network is called "offline"."""
         cache = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
         try:
-            return torch.hub.load_state_dict_from_url(url, progress=True, map_location="cpu",
-                                                      weights_only=True)
-        except Exception as err:  # offline: URLError, socket errors, SSL errors, ...
-            raise PosrecError(
-                f"Keypoint R-CNN weights are not available offline ({type(err).__name__}): use "
-                f"--model lightning/thunder/multipose, or put {cache.name} in {cache.parent}") from None
+            state = torch.hub.load_state_dict_from_url(url, progress=True, map_location="cpu",
+                                                       weights_only=True)
+            self.model.load_state_dict(state)
+        except Exception as err:
+            if _is_network_failure(err):
+                raise PosrecError(
+                    f"Keypoint R-CNN weights are not available offline ({type(err).__name__}): use "
+                    f"--model lightning/thunder/multipose, or put {cache.name} in {cache.parent}") from None
+            first_line = (str(err).strip().splitlines() or [""])[0][:200]
+            hint = f"; delete {cache} if it is damaged" if cache.exists() else ""
+            raise PosrecError(f"Keypoint R-CNN weights could not be loaded ({type(err).__name__}: "
+                              f"{first_line}){hint}") from None
 
     @torch.inference_mode()
     def __call__(self, frames: Sequence[np.ndarray]) -> list[FramePoses]:

@@ -12,9 +12,15 @@ channels-last tensor for free, which is the fast path for PyTorch's CPU convolut
 
 from __future__ import annotations
 
+import functools
+import hashlib
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from posrec.errors import PosrecError
 
 # MobileNetV2 inverted-residual settings: (expansion, channels at width 1.0, repeats, stride).
 _MBV2 = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
@@ -151,12 +157,13 @@ class MoveNet(nn.Module):
     Output:
         single-pose: float32 (N, 1, 17, 3): (y, x, score) per COCO-17 keypoint, y and x
             normalised to the input (0..1).
-        multipose: float32 (N, 6, 56): 17 x (y, x, score), then the person box
+        multipose: float32 (N, max_people, 56): 17 x (y, x, score), then the person box
             (ymin, xmin, ymax, xmax) normalised to the input, then the person score.
     """
 
-    def __init__(self, variant: str = "lightning"):
+    def __init__(self, variant: str = "lightning", max_people: int = 6):
         super().__init__()
+        self.max_people = max_people  # multipose: people decoded per image (the reference: 6)
         if variant not in VARIANTS:
             raise ValueError(f"unknown MoveNet variant {variant!r}; choose from {sorted(VARIANTS)}")
         self.variant = variant
@@ -187,7 +194,7 @@ class MoveNet(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         out = self.features(images)
-        return self._decode_multi(out) if self.multipose else self._decode_single(out)
+        return self._decode_multi(out, self.max_people) if self.multipose else self._decode_single(out)
 
     def _decode_single(self, out: dict[str, torch.Tensor]) -> torch.Tensor:
         n, _, h, w = out["heatmap"].shape
@@ -260,14 +267,63 @@ class MoveNet(nn.Module):
         return torch.cat([kpts, box, person[..., None]], -1)
 
 
-def load_movenet(variant: str = "lightning") -> MoveNet:
-    """The shipped, frozen MoveNet: eval mode, no gradients, float32 weights."""
+def _notice_sha256() -> dict[str, str]:
+    """File name -> sha256 hex, from the ``sha256`` section of ``posrec/weights/NOTICE``."""
+    from posrec.paths import WEIGHTS_DIR
+
+    lines = (WEIGHTS_DIR / "NOTICE").read_text(encoding="utf-8").splitlines()
+    pairs = (line.split() for line in lines)
+    return {p[1]: p[0] for p in pairs if len(p) == 2 and len(p[0]) == 64
+            and all(c in "0123456789abcdef" for c in p[0])}
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    """sha256 of a file, once per process per (path, size, mtime): about 2 ms per MB here."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_weights(path: Path, name: str) -> None:
+    """Refuse a weight file whose sha256 differs from the one NOTICE lists for ``name``.
+
+    Raises :class:`PosrecError` (one line) for a missing, truncated or altered file.
+    """
+    expected = _notice_sha256().get(name)
+    if expected is None:
+        raise PosrecError(f"no sha256 for {name} in posrec/weights/NOTICE")
+    try:
+        st = path.stat()
+    except OSError as err:
+        raise PosrecError(f"MoveNet weights {path} cannot be read ({err.strerror or err})") from None
+    got = _sha256(str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if got != expected:
+        raise PosrecError(f"MoveNet weights {path} are corrupt or not the shipped {name} "
+                          f"(sha256 {got[:12]}..., expected {expected[:12]}...): reinstall posrec")
+
+
+def load_movenet(variant: str = "lightning", path: str | Path | None = None,
+                 max_people: int = 6) -> MoveNet:
+    """The shipped, frozen MoveNet: eval mode, no gradients, float32 weights.
+
+    Args:
+        variant: "lightning", "thunder" or "multipose".
+        path: the weight file (default: the one shipped in ``posrec/weights``); it must have the
+            sha256 that ``posrec/weights/NOTICE`` lists for the variant, else PosrecError.
+        max_people: multipose only, people decoded per image.
+    """
     from safetensors.torch import load_file
 
     from posrec.paths import WEIGHTS_DIR
 
-    model = MoveNet(variant)
-    state = load_file(str(WEIGHTS_DIR / f"movenet_{variant}.safetensors"))
+    name = f"movenet_{variant}.safetensors"
+    path = Path(path) if path is not None else WEIGHTS_DIR / name
+    model = MoveNet(variant, max_people=max_people)
+    verify_weights(path, name)
+    state = load_file(str(path))
     model.load_state_dict({k: v.float() for k, v in state.items()})
     model.eval().requires_grad_(False)
     return model
