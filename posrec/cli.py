@@ -15,6 +15,9 @@ ESTIMATOR_CHOICES = ["lightning", "thunder", "multipose", "keypointrcnn"]
 
 
 def _threads(n: int | None) -> None:
+    from posrec.estimate.stream import check_positive
+
+    check_positive("--threads", n)
     if n:
         import torch
 
@@ -23,6 +26,9 @@ def _threads(n: int | None) -> None:
 
 def _estimator_factory(args):
     from posrec.estimate.estimators import load_estimator
+    from posrec.estimate.stream import check_device
+
+    check_device(args.device)
 
     def make(video: bool):
         return load_estimator(args.model, follow_person=video, device=args.device)
@@ -36,23 +42,27 @@ def cmd_pose(args) -> None:
     if args.camera is None and not args.paths:
         raise PosrecError("give an image, video or folder, or --camera N")
     written = run_pose([Path(p) for p in args.paths], Path(args.out), _estimator_factory(args),
-                       camera=args.camera, show=args.show, batch=args.batch)
+                       camera=args.camera, show=args.show, batch=args.batch,
+                       size=args.overlay_size, write_video_overlay=not args.no_video)
     for p in written:
         print(p)
 
 
-def cmd_extract(args) -> None:
+def cmd_extract(args) -> int:
+    from posrec.estimate.estimators import load_estimator
+    from posrec.estimate.stream import check_device
     from posrec.extract import extract
 
     _threads(args.threads)
     model = args.model or "multipose"
-    from posrec.estimate.estimators import load_estimator
-
-    estimator = load_estimator(model, follow_person=True, device=args.device)
+    estimator = load_estimator(model, follow_person=True, device=check_device(args.device))
     ds = extract([Path(p) for p in args.inputs], Path(args.out), estimator,
                  labels_from_dirs=args.labels_from_dirs, shard=args.shard, batch=args.batch,
                  max_people=args.max_people)
     print(f"{len(ds['annotations'])} clips -> {args.out}")
+    for line in ds.get("failed", []):
+        print(f"posrec: failed: {line}", file=sys.stderr)
+    return 1 if ds.get("failed") else 0  # 1: written, but some clips could not be decoded
 
 
 def cmd_data_merge(args) -> None:
@@ -126,9 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"posrec {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add_estimator_args(p, default):
+    def add_estimator_args(p, default, model_help=""):
         p.add_argument("--model", choices=ESTIMATOR_CHOICES, default=default,
-                       help=f"keypoint estimator (default: {default or 'multipose'})")
+                       help=f"keypoint estimator (default: {default or 'multipose'}){model_help}")
         p.add_argument("--batch", type=int, default=8, help="frames per forward pass (default 8)")
         p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
         p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -141,7 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", default="pose_out", help="output folder (default: pose_out)")
     p.add_argument("--camera", type=int, default=None, metavar="N", help="read webcam N")
     p.add_argument("--show", action="store_true", help="display live ('q' quits)")
-    add_estimator_args(p, "lightning")
+    p.add_argument("--overlay-size", default=None, metavar="SIZE",
+                   help="scale the overlay video down, e.g. 720p (short side in pixels; default: "
+                        "the video's own size)")
+    p.add_argument("--no-video", action="store_true", help="videos: write the JSON only, no overlay")
+    add_estimator_args(p, "multipose", ". multipose finds everyone in the frame; lightning "
+                       "(fastest) and thunder (more accurate) follow ONE person, cropping around "
+                       "them frame to frame: pick them for clips of a single person")
     p.set_defaults(func=cmd_pose)
 
     p = sub.add_parser("extract", help="videos -> skeleton dataset file (PYSKL pickle)",
@@ -210,14 +226,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     warnings.formatwarning = lambda msg, cat, *a, **k: f"posrec: warning: {msg}\n"
     try:
-        args.func(args)
+        code = args.func(args)
     except PosrecError as err:
         print(f"posrec: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("posrec: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return code or 0  # a command returns 1 when it finished but some inputs failed
 
 
 if __name__ == "__main__":

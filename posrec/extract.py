@@ -1,29 +1,36 @@
 """`posrec extract`: videos -> a PYSKL/MMAction2 skeleton dataset file (DESIGN.md schema).
 
 Each clip becomes one annotation with its people as tracks, keypoint (M, T, 17, 2) in pixels,
-keypoint_score (M, T, 17), ``img_shape``, ``fps`` and ``layout: coco17``. Finished clips are
-kept in ``OUT.parts/`` as they complete, so an interrupted run resumes where it stopped; the
-dataset file is written (atomically) at the end. ``--shard I/N`` takes every N-th clip, for N
-processes or job-array tasks; ``posrec data merge`` joins their files.
+keypoint_score (M, T, 17), ``img_shape``, ``fps``, ``timestamps`` (float32 (T,), seconds from
+the video's pts) and ``layout: coco17``. Finished clips are kept in ``OUT.parts/`` as they
+complete, keyed on the clip's path, size and modification time, the estimator and its settings
+and the options, so an interrupted run resumes where it stopped and a changed clip or estimator
+is redone; the dataset file is written (atomically) at the end. Clips that cannot be decoded
+are skipped and listed in the dataset's ``failed`` list ("path: reason"); the command then
+exits 1 after writing the good ones. ``--shard I/N`` takes every N-th clip, for N processes or
+job-array tasks; ``posrec data merge`` joins their files.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import warnings
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from posrec.errors import PosrecError
+from posrec.estimate.stream import check_positive, track_video
 from posrec.estimate.tracker import PoseTracker, tracks_to_arrays
 from posrec.io.atomic import check_not_input
 from posrec.io.pickle import load_pickle, save_dataset, save_pickle
 from posrec.io.video import iter_video_files, open_video
-from posrec.pose import batched_poses
+from posrec.progress import progress_bar
+
+CACHE_VERSION = 2  # bump when an annotation's content changes: older parts are then redone
 
 
 def parse_shard(spec: str | None) -> tuple[int, int]:
@@ -47,28 +54,40 @@ def parse_shard(spec: str | None) -> tuple[int, int]:
 def clip_annotation(path: Path, estimator, batch: int = 8, max_people: int | None = None,
                     progress: bool = True) -> dict:
     """Estimate and track every person in one video -> one PYSKL annotation dict."""
-    if hasattr(estimator, "reset"):
-        estimator.reset()
-    if getattr(estimator, "follow_person", False):
-        batch = 1
+    poses, times = [], []
     with open_video(path) as reader:
         fps = reader.fps if reader.fps > 0 else 30.0
-        tracker = PoseTracker(fps=fps)
-        frames = []
-        bar = tqdm(total=reader.frame_count or None, unit="frame", desc=path.name,
-                   disable=not progress, leave=False, dynamic_ncols=True)
-        for _, poses in batched_poses(reader, estimator, batch, tracker):
-            frames.append(poses)
-            bar.update(1)
-        bar.close()
+        with progress_bar(reader.frame_count, path.name, enabled=progress, leave=False) as bar:
+            for t, _, frame_poses in track_video(reader, estimator, PoseTracker(fps=fps), batch):
+                poses.append(frame_poses)
+                times.append(t)
+                bar.update(1)
         h, w = reader.height, reader.width
-    keypoint, score, track_ids = tracks_to_arrays(frames, len(frames))
+    keypoint, score, track_ids = tracks_to_arrays(poses, len(poses))
     if max_people is not None:
         keypoint, score, track_ids = keypoint[:max_people], score[:max_people], track_ids[:max_people]
     return {"frame_dir": path.stem, "img_shape": (h, w), "original_shape": (h, w),
-            "total_frames": len(frames), "keypoint": keypoint.astype(np.float32),
+            "total_frames": len(poses), "keypoint": keypoint.astype(np.float32),
             "keypoint_score": score.astype(np.float32), "fps": float(fps), "layout": "coco17",
+            "timestamps": np.asarray(times, np.float32),
             "track_ids": np.asarray(track_ids, np.int64), "source": str(path)}
+
+
+def estimator_settings(estimator) -> dict:
+    """What identifies an estimator's output: its class and its plain settings (variant, input
+    size, thresholds, device...), for the resume cache."""
+    plain = {k: v for k, v in sorted(vars(estimator).items())
+             if not k.startswith("_") and isinstance(v, (str, int, float, bool, type(None)))}
+    return {"class": type(estimator).__name__, **plain}
+
+
+def cache_key(video: Path, estimator, max_people: int | None) -> str:
+    """The resume cache's key: the clip (absolute path, size, mtime), estimator and options."""
+    st = video.stat()
+    spec = {"path": os.path.abspath(video), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+            "estimator": estimator_settings(estimator), "max_people": max_people,
+            "version": CACHE_VERSION}
+    return hashlib.sha1(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
 def _class_of(video: Path, roots: list[Path]) -> str:
@@ -86,45 +105,50 @@ def _class_of(video: Path, roots: list[Path]) -> str:
 def extract(inputs: list[Path], out: Path, estimator, labels_from_dirs: bool = False,
             shard: str | None = None, batch: int = 8, max_people: int | None = None,
             progress: bool = True) -> dict:
-    """Build (or resume) a dataset file from videos; returns the dataset dict."""
+    """Build (or resume) a dataset file from videos; returns the dataset dict.
+
+    Clips that cannot be decoded are warned about, skipped and listed in ``dataset["failed"]``
+    as "path: reason"; PosrecError when no clip at all could be extracted.
+    """
+    check_positive("--batch", batch)
+    check_positive("--max-people", max_people)
     rank, world = parse_shard(shard)
     out = Path(str(out).format(i=rank, n=world, rank=rank))
     videos = iter_video_files(inputs, recursive=labels_from_dirs)
     for v in videos:
         check_not_input(out, v)
-    classes: list[str] = []
-    if labels_from_dirs:
-        roots = [p for p in inputs if p.is_dir()]
-        classes = sorted({_class_of(v, roots) for v in videos})
+    roots = [p for p in inputs if p.is_dir()]
+    classes = sorted({_class_of(v, roots) for v in videos}) if labels_from_dirs else []
     mine = videos[rank::world]
     parts = out.with_name(out.name + ".parts")
     parts.mkdir(parents=True, exist_ok=True)
     annotations, failed = [], []
-    bar = tqdm(mine, unit="clip", desc=f"extract {rank}/{world}" if world > 1 else "extract",
-               disable=not progress, dynamic_ncols=True)
-    for video in bar:
-        key = hashlib.sha1(os.path.abspath(video).encode()).hexdigest()[:16]
-        part = parts / f"{key}.pkl"
-        if part.exists():
-            ann = load_pickle(part)
-        else:
-            try:
-                ann = clip_annotation(video, estimator, batch, max_people, progress)
-            except PosrecError as err:  # one broken clip must not sink a long job
-                failed.append(f"{video}: {err}")
-                warnings.warn(f"skipped {video}: {err}")
-                continue
-            if labels_from_dirs:
-                ann["label"] = classes.index(_class_of(video, [p for p in inputs if p.is_dir()]))
-            save_pickle(ann, part)
-        annotations.append(ann)
+    desc = f"extract {rank}/{world}" if world > 1 else "extract"
+    with progress_bar(len(mine), desc, unit="clip", enabled=progress) as bar:
+        for video in mine:
+            bar.update(1)
+            part = parts / f"{cache_key(video, estimator, max_people)}.pkl"
+            if part.exists():
+                ann = load_pickle(part)
+            else:
+                try:
+                    ann = clip_annotation(video, estimator, batch, max_people, progress)
+                except PosrecError as err:  # one broken clip must not sink a long job
+                    failed.append(f"{video}: {err}")
+                    warnings.warn(f"skipped {video}: {err}")
+                    continue
+                save_pickle(ann, part)
+            if labels_from_dirs:  # after the cache: the class list may have changed since
+                ann["label"] = classes.index(_class_of(video, roots))
+            annotations.append(ann)
     if not annotations:
         raise PosrecError("no clip could be extracted" + (f": {failed[0]}" if failed else ""))
     names = [a["frame_dir"] for a in annotations]
     if len(set(names)) != len(names):  # same file name in two class folders
         for a in annotations:
             a["frame_dir"] = str(Path(a["source"]).with_suffix("")).lstrip("/")
-    dataset = {"split": {"all": [a["frame_dir"] for a in annotations]}, "annotations": annotations}
+    dataset = {"split": {"all": [a["frame_dir"] for a in annotations]}, "annotations": annotations,
+               "failed": failed}
     if classes:
         dataset["classes"] = classes
     save_dataset(dataset, out)

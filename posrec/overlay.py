@@ -17,26 +17,38 @@ PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 1
            (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
 
 
+def _marks(box: np.ndarray) -> tuple[int, int, float, int]:
+    """Line width, dot radius, font scale and font thickness for a person of this box (pixels):
+    proportional to the person, so small people stay visible and big ones are not drawn thin."""
+    s = float(np.clip(max(box[2] - box[0], box[3] - box[1]) / 200, 0.3, 5.0))
+    return max(1, round(1.5 * s)), max(1, round(2.5 * s)), max(0.3, 0.35 * s), max(1, round(0.8 * s))
+
+
 def draw_poses(image: np.ndarray, poses: FramePoses, min_score: float = 0.2,
-               draw_boxes: bool = True) -> np.ndarray:
-    """Draw skeletons (and boxes with track ids) on an RGB uint8 image, in place; returns it."""
-    scale = max(1, round(max(image.shape[:2]) / 500))
+               draw_boxes: bool = True, scale: float = 1.0) -> np.ndarray:
+    """Draw skeletons (and boxes with track ids) on an RGB uint8 image, in place; returns it.
+
+    Marks are sized to each person's box. ``scale`` multiplies the pose coordinates, for drawing
+    on a frame resized by that factor (a smaller overlay video).
+    """
     for i in range(len(poses)):
         tid = int(poses.track_ids[i])
         color = PALETTE[(tid if tid >= 0 else i) % len(PALETTE)]
-        kp, sc = poses.keypoints[i], poses.scores[i]
+        kp, sc, box = poses.keypoints[i] * scale, poses.scores[i], poses.boxes[i] * scale
+        line, radius, font, font_width = _marks(box)
         for a, b in COCO17_EDGES:
             if sc[a] >= min_score and sc[b] >= min_score:
-                cv2.line(image, _pt(kp[a]), _pt(kp[b]), color, 2 * scale, cv2.LINE_AA)
+                cv2.line(image, _pt(kp[a]), _pt(kp[b]), color, line, cv2.LINE_AA)
         for j in np.flatnonzero(sc >= min_score):
-            cv2.circle(image, _pt(kp[j]), 3 * scale, (255, 255, 255), -1, cv2.LINE_AA)
-            cv2.circle(image, _pt(kp[j]), 3 * scale, color, scale, cv2.LINE_AA)
+            cv2.circle(image, _pt(kp[j]), radius, (255, 255, 255), -1, cv2.LINE_AA)
+            cv2.circle(image, _pt(kp[j]), radius, color, max(1, line // 2), cv2.LINE_AA)
         if draw_boxes:
-            x1, y1, x2, y2 = poses.boxes[i]
-            cv2.rectangle(image, _pt((x1, y1)), _pt((x2, y2)), color, scale)
+            x1, y1, x2, y2 = box
+            cv2.rectangle(image, _pt((x1, y1)), _pt((x2, y2)), color, max(1, line // 2))
             label = f"#{tid} {poses.box_scores[i]:.2f}" if tid >= 0 else f"{poses.box_scores[i]:.2f}"
-            cv2.putText(image, label, _pt((x1, max(y1 - 4, 10))), cv2.FONT_HERSHEY_SIMPLEX,
-                        0.4 * scale, color, scale, cv2.LINE_AA)
+            (_, text_h), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font, font_width)
+            cv2.putText(image, label, _pt((x1, max(y1 - line - 1, text_h))), cv2.FONT_HERSHEY_SIMPLEX,
+                        font, color, font_width, cv2.LINE_AA)
     return image
 
 
