@@ -140,9 +140,9 @@ class _Overlay:
             frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
         return draw_poses(frame, poses, scale=self.scale)  # in place: the frame is not used again
 
-    def __call__(self, item: tuple[np.ndarray, FramePoses | None]) -> None:
-        frame, poses = item
-        self.writer.write(frame if poses is None else self.prepare(frame, poses))
+    def __call__(self, item: tuple[float, np.ndarray, FramePoses | None]) -> None:
+        t, frame, poses = item  # poses None: drawn already (for --show)
+        self.writer.write(frame if poses is None else self.prepare(frame, poses), t)
 
 
 def pose_video(source: Path | int, out_dir: Path, estimator, batch: int = 8, show: bool = False,
@@ -151,7 +151,8 @@ def pose_video(source: Path | int, out_dir: Path, estimator, batch: int = 8, sho
     """Estimate and track poses on a video file or a camera index; write overlay MP4 and JSON.
 
     Frames stream through (never the whole video in memory): decoding runs ahead in one thread,
-    drawing and encoding behind in another. ``size``: the overlay's size (see overlay_size).
+    drawing and encoding behind in another; the overlay keeps the video's frame times.
+    ``size``: the overlay's size (see overlay_size).
     ``stem``: output name without extension (default ``<video stem>_pose``). A camera runs
     until 'q' (with ``show``) or Ctrl-C; what was captured until then is kept.
     """
@@ -182,11 +183,11 @@ def pose_video(source: Path | int, out_dir: Path, estimator, batch: int = 8, sho
                 if display is not None:
                     drawn = overlay.prepare(frame, poses) if overlay else draw_poses(frame, poses)
                     if writer is not None:
-                        writer.put((drawn, None))
+                        writer.put((t, drawn, None))
                     if not display.show(drawn):
                         break
                 elif writer is not None:
-                    writer.put((frame, poses))  # drawn in the writer's thread
+                    writer.put((t, frame, poses))  # drawn in the writer's thread
                 count += 1
                 bar.update(1)
         except KeyboardInterrupt:

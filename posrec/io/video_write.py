@@ -34,6 +34,7 @@ _FASTSTART_EXTS = (".mp4", ".m4v", ".mov")
 # overlays are previews, and every slower preset costs the pipeline more than it gains in size.
 DEFAULT_PRESET = "ultrafast"
 DEFAULT_CRF = 23  # x264's own default quality
+_TIME_BASE = Fraction(1, 90000)  # MPEG's 90 kHz clock: frame times to 11 microseconds
 _FOURCCS = ("avc1", "mp4v")  # OpenCV: H.264 where the build has an encoder, else MPEG-4 part 2
 
 
@@ -75,16 +76,18 @@ class VideoWriter:
         self.width, self.height = size
         self.frames_written = 0
 
-    def write(self, frame: np.ndarray) -> None:
-        """Append one RGB uint8 frame of exactly the size given to write_video."""
+    def write(self, frame: np.ndarray, t: float | None = None) -> None:
+        """Append one RGB uint8 frame of exactly the size given to write_video. ``t``: its time
+        in seconds (H.264 keeps it, so a variable-frame-rate input keeps its clock; default and
+        mp4v: frame index / fps)."""
         frame = np.asarray(frame)
         if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
             raise ValueError(f"expected an RGB uint8 frame of shape ({self.height}, {self.width}, 3), "
                              f"got {frame.dtype} {frame.shape}")
-        self._encode(frame)
+        self._encode(frame, t)
         self.frames_written += 1
 
-    def _encode(self, rgb: np.ndarray) -> None:
+    def _encode(self, rgb: np.ndarray, t: float | None) -> None:
         raise NotImplementedError
 
     def _close(self) -> None:
@@ -100,7 +103,9 @@ class _H264Writer(VideoWriter):
         options = {"movflags": "+faststart"} if path.suffix.lower() in _FASTSTART_EXTS else {}
         self._container = av.open(str(tmp), "w", options=options)
         try:
-            stream = self._container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+            rate = Fraction(fps).limit_denominator(1001)
+            stream = self._container.add_stream("libx264", rate=rate)
+            stream.codec_context.time_base = _TIME_BASE  # fine enough for any frame's own time
             # yuv420p halves the chroma: both sides must be even, so an odd last row/column goes.
             stream.width, stream.height = size[0] - size[0] % 2, size[1] - size[1] % 2
             stream.pix_fmt = "yuv420p"
@@ -108,14 +113,16 @@ class _H264Writer(VideoWriter):
         except BaseException:
             self._container.close()
             raise
-        self._stream = stream
+        self._stream, self._period, self._last_pts = stream, 1 / float(rate), -1
 
-    def _encode(self, rgb: np.ndarray) -> None:
+    def _encode(self, rgb: np.ndarray, t: float | None) -> None:
         s = self._stream
         # OpenCV's SIMD RGB->I420 is faster than swscale's (benchmarks/bench_video.py).
         yuv = cv2.cvtColor(np.ascontiguousarray(rgb[:s.height, :s.width]), cv2.COLOR_RGB2YUV_I420)
         frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
-        frame.pts = self.frames_written
+        t = self.frames_written * self._period if t is None else t
+        frame.pts = self._last_pts = max(round(t / _TIME_BASE), self._last_pts + 1)  # increasing
+        frame.time_base = _TIME_BASE
         self._container.mux(s.encode(frame))
 
     def _close(self) -> None:
@@ -131,7 +138,7 @@ class _OpenCVWriter(VideoWriter):
         super().__init__(path, size)
         self._writer, self.codec = writer, fourcc
 
-    def _encode(self, rgb: np.ndarray) -> None:
+    def _encode(self, rgb: np.ndarray, t: float | None) -> None:
         self._writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
 
     def _close(self) -> None:
@@ -189,7 +196,7 @@ def write_video(path: str | os.PathLike, fps: float, size: tuple[int, int],
     and at least one frame was written. Codec: H.264 (libx264 ``preset``, quality ``crf``,
     yuv420p, faststart for MP4/MOV) through PyAV, else OpenCV's MPEG-4 Part 2 with one
     :class:`VideoEncodeWarning`. H.264 drops an odd last row or column (4:2:0 needs even sizes).
-    Frames are timed at a constant ``fps``.
+    Frames are timed at a constant ``fps`` unless ``write`` is given each frame's time.
     """
     path = Path(path)
     if path.suffix.lower() not in WRITE_EXTS:
