@@ -3,8 +3,8 @@
 Each file is a plain pickle ``{"pose": [T x 15 x 2 float64], "label": [class name]}`` holding
 one of JHMDB's three official train/test splits (14 of its 21 classes in this release). The
 coordinates are JHMDB's ``pos_world``: normalised by the puppet's scale (roughly -2.8 .. 1.8),
-not pixels, so these clips have no ``img_shape`` and need a person-centred normalisation
-(``data.normalize: person``). The files name no clips, so clip ids are
+not pixels, so these clips have no ``img_shape`` (they carry ``coords: "normalized"``
+instead) and need a person-centred normalisation (``data.normalize: person``). The files name no clips, so clip ids are
 ``jhmdb{split}_{train|test}_{index:03d}``; the same video has other ids in other splits.
 
 The 15 puppet joints map into ``penn13`` (head = the face point; neck and belly have no Penn
@@ -50,7 +50,7 @@ def _read_part(path: Path, split: int, part: str) -> list[dict]:
         annos.append(dict(frame_dir=f"jhmdb{split}_{part}_{i:03d}",
                           label=JHMDB_CLASSES.index(str(name)), total_frames=len(pose),
                           keypoint=kp, keypoint_score=np.ones(kp.shape[:3], np.float32),
-                          layout="penn13", fps=JHMDB_FPS))
+                          layout="penn13", fps=JHMDB_FPS, coords="normalized"))
     return annos
 
 

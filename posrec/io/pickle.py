@@ -194,7 +194,8 @@ def _check_annotation(ann: Any, where: str) -> None:
             raise PosrecError(f"{where}: 'keypoint_score' must be float {_shape(kp[..., 0])} "
                               f"to match 'keypoint' {_shape(kp)}, got {got}")
         ann["keypoint_score"] = score.astype(np.float32, copy=False)
-    if kp.shape[3] == 2 or "img_shape" in ann:
+    # 2D pixels need the frame size; clips in normalised units (JHMDB) say so with `coords`
+    if (kp.shape[3] == 2 and ann.get("coords") != "normalized") or "img_shape" in ann:
         shape = ann.get("img_shape")
         if shape is None:
             raise PosrecError(f"{where}: 2D 'keypoint' needs 'img_shape' (height, width)")
