@@ -1,5 +1,6 @@
 """Video reading/writing on the real clips in ../shared/data/videos."""
 
+import itertools
 import shutil
 import warnings
 
@@ -147,3 +148,145 @@ def test_iter_video_files(shared_data, tmp_path):
     empty.mkdir()
     assert "no video files" in _one_line_error(iter_video_files, empty)
     assert "not found" in _one_line_error(iter_video_files, [tmp_path / "nope.mp4"])
+
+
+# --- PyAV: H.264 output, timestamps, rotation, the OpenCV fallback ---------------------------
+
+import av  # noqa: E402
+
+import posrec.io.video as video_module  # noqa: E402
+import posrec.io.video_write as video_write_module  # noqa: E402
+from posrec.io.video import VideoEncodeWarning  # noqa: E402
+
+
+def _real_frames(path, n):
+    with open_video(path) as video:
+        return [f for _, f in zip(range(n), video)]
+
+
+def make_clip(path, frames, pts_ms=None, rotation=0, fps=30):
+    """A test clip written with PyAV from real frames: ``pts_ms`` gives each frame's time in
+    milliseconds (irregular: a variable-frame-rate clip); ``rotation`` is a display-matrix
+    rotation in degrees counter-clockwise, as phones record portrait video."""
+    from fractions import Fraction
+
+    h, w = frames[0].shape[:2]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for i, f in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(f, format="rgb24")
+            frame.pts = pts_ms[i] if pts_ms is not None else round(i * 1000 / fps)
+            frame.time_base = Fraction(1, 1000)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def test_written_video_is_h264_mp4_with_index_first(basketball, tmp_path):
+    frames = _real_frames(basketball, 25)
+    out = tmp_path / "out.mp4"
+    with write_video(out, 29.97, (426, 240)) as vw:
+        for f in frames:
+            vw.write(f)
+    assert vw.codec == "h264"
+    with av.open(str(out)) as c:
+        s = c.streams.video[0]
+        assert (s.codec_context.name, s.format.name) == ("h264", "yuv420p")
+        assert sum(1 for _ in c.decode(s)) == 25
+    head = out.read_bytes()[:4096]
+    assert head.find(b"moov") != -1 and (head.find(b"mdat") == -1 or head.find(b"moov") < head.find(b"mdat"))
+    back = _real_frames(out, 25)
+    assert np.abs(back[10].astype(int) - frames[10]).mean() < 4  # the same picture, lossy
+
+
+def test_odd_frame_size_drops_the_last_row_and_column(basketball, tmp_path):
+    frame = _real_frames(basketball, 1)[0][:239, :425]
+    with write_video(tmp_path / "odd.mp4", 30, (425, 239)) as vw:
+        vw.write(frame)
+    with open_video(tmp_path / "odd.mp4") as back:
+        assert (back.width, back.height) == (424, 238)
+
+
+@pytest.mark.parametrize("decoder", ["pyav", "opencv"])
+def test_irregular_timestamps_come_from_pts(basketball, tmp_path, decoder):
+    pts = [0, 33, 66, 150, 183, 400, 433, 466, 700, 733, 1000, 1033]
+    clip = make_clip(tmp_path / "vfr.mp4", _real_frames(basketball, len(pts)), pts_ms=pts)
+    with open_video(clip, decoder) as video:
+        assert video.backend == decoder
+        times = [t for t, _ in video.timed()]
+    assert times == pytest.approx([p / 1000 for p in pts], abs=1e-6)
+    # Written back with those times, the overlay keeps them.
+    with open_video(clip) as video, write_video(tmp_path / "again.mp4", video.fps,
+                                                (video.width, video.height)) as vw:
+        for t, f in video.timed():
+            vw.write(f, t)
+    with open_video(tmp_path / "again.mp4") as back:
+        assert [t for t, _ in back.timed()] == pytest.approx([p / 1000 for p in pts], abs=1e-4)
+
+
+@pytest.mark.parametrize("decoder", ["pyav", "opencv"])
+def test_rotation_metadata_gives_the_displayed_orientation(shared_data, tmp_path, decoder):
+    # The real portrait clip, stored sideways (landscape) with a display matrix that turns it back.
+    portrait = [cv2.resize(f, (270, 480)) for f in _real_frames(shared_data / "videos" / "pose2sim_single_cam01.mp4", 3)]
+    stored = [cv2.rotate(f, cv2.ROTATE_90_CLOCKWISE) for f in portrait]
+    clip = make_clip(tmp_path / "phone.mp4", stored, rotation=90)
+    with open_video(clip, decoder) as video:
+        assert (video.width, video.height, video.rotation) == (270, 480, 90)
+        frames = list(video)
+    assert frames[0].shape == (480, 270, 3)
+    assert np.abs(frames[1].astype(int) - portrait[1]).mean() < 4
+
+
+def test_opencv_fallback_without_pyav(basketball, tmp_path, monkeypatch):
+    """As on a machine where `import av` fails: reading and writing still work, through OpenCV,
+    and writing says once that the output is MPEG-4 Part 2."""
+    monkeypatch.setattr(video_module, "av", None)
+    monkeypatch.setattr(video_write_module, "av", None)
+    monkeypatch.setattr(video_write_module, "_warned_fallback", False)
+    with open_video(basketball) as video:
+        assert video.backend == "opencv" and video.frame_count == 300
+        timed = list(itertools.islice(video.timed(), 3))
+    assert [round(t, 4) for t, _ in timed] == [0.0, 0.0334, 0.0667]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for name in ("a.mp4", "b.mp4"):
+            with write_video(tmp_path / name, 30, (426, 240)) as vw:
+                for _, f in timed:
+                    vw.write(f)
+            assert vw.codec == "mp4v"
+    assert sum(issubclass(w.category, VideoEncodeWarning) for w in caught) == 1
+    cap = cv2.VideoCapture(str(tmp_path / "a.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+
+
+def test_pyav_that_cannot_open_a_file_falls_back_to_opencv(basketball, monkeypatch):
+    def refuse(*a, **k):
+        raise av.error.InvalidDataError(1094995529, "Invalid data found when processing input")
+
+    monkeypatch.setattr(video_module.av, "open", refuse)
+    with open_video(basketball) as video:
+        assert video.backend == "opencv" and sum(1 for _ in video) == 300
+
+
+@pytest.mark.parametrize("decoder", ["pyav", "opencv"])
+def test_truncated_video_warns_once_with_either_decoder(shared_data, tmp_path, decoder):
+    data = (shared_data / "videos" / "ntu_A055_hugging.avi").read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) // 2])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with open_video(cut, decoder) as video:
+            assert video.backend == decoder
+            times = [t for t, _ in video.timed()]
+    assert len(times) == 26 and times[-1] == pytest.approx(25 / 30)
+    msgs = [str(w.message) for w in caught if issubclass(w.category, VideoDecodeWarning)]
+    assert msgs == [f"{cut}: decoding stopped at frame 26 of 72 (truncated or corrupt video); "
+                    "using the 26 frames before it"]
+
+
+def test_unknown_decoder_is_a_clear_error(basketball):
+    assert "unknown video decoder" in _one_line_error(open_video, basketball, "gstreamer")

@@ -4,7 +4,8 @@ through OpenCV. Writing lives in :mod:`posrec.io.video_write` (re-exported here)
 Frames are RGB uint8 (H, W, 3), the estimator contract, in the orientation the video is meant
 to be shown in (rotation metadata applied). Every frame carries its timestamp in seconds, from
 the container's presentation timestamps (pts), counted from the start of the stream, so a
-variable-frame-rate phone clip keeps its real clock. A reader holds one frame at a time (or one
+variable-frame-rate phone clip keeps its real clock. AVI stores no per-frame times (only a frame
+rate; FFmpeg's guesses come out of order with B-frames), so there t = frame index / fps. A reader holds one frame at a time (or one
 batch), never the whole video.
 """
 
@@ -198,6 +199,7 @@ class PyAVReader(VideoReader):
             length = stream.duration * self._time_base if stream.duration else (container.duration or 0) / 1e6
             count = round(length * fps)
         self._last_t = -1.0
+        self._constant_rate = container.format.name == "avi" and fps > 0  # no pts in AVI
         super().__init__(source, fps, count or 0)
 
     def _decode(self) -> tuple[float, np.ndarray] | None:
@@ -210,11 +212,9 @@ class PyAVReader(VideoReader):
         rgb = _yuv420_to_rgb(frame)
         if self.rotation:
             rgb = cv2.rotate(rgb, _ROTATE[self.rotation])
-        if frame.pts is not None:
-            t = (frame.pts - self._start) * self._time_base
-        else:  # some AVI frames carry no pts: one frame period after the last
-            t = self._last_t + (1 / self.fps if self.fps else 0.0)
-        self._last_t = t
+        self._last_t = t = _frame_time(None if self._constant_rate or frame.pts is None
+                                       else (frame.pts - self._start) * self._time_base,
+                                       self._decoded, self._last_t, self.fps)
         return t, rgb
 
     def _release(self) -> None:
@@ -232,6 +232,7 @@ class OpenCVReader(VideoReader):
         self._cap = cap
         self._t0: float | None = None
         self._last_t = -1.0
+        self._constant_rate = source.lower().endswith(".avi") and cap.get(cv2.CAP_PROP_FPS) > 0
         count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
         # OpenCV applies rotation metadata itself (CAP_PROP_ORIENTATION_AUTO, on by default).
         # Its ORIENTATION_META is FFmpeg's clockwise "rotate" tag; ours counts counter-clockwise.
@@ -249,15 +250,24 @@ class OpenCVReader(VideoReader):
             self._t0 = now if self._t0 is None else self._t0
             t = now - self._t0
         else:
-            t = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000
-            if not (math.isfinite(t) and t > self._last_t):  # no usable pts: count frames
-                t = self._last_t + (1 / self.fps if self.fps else 0.0) if self._decoded else 0.0
+            t = _frame_time(None if self._constant_rate else self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000,
+                            self._decoded, self._last_t, self.fps)
         self._last_t = t
         code = cv2.COLOR_GRAY2RGB if bgr.ndim == 2 else cv2.COLOR_BGR2RGB  # some codecs give grey
         return t, cv2.cvtColor(bgr, code)
 
     def _release(self) -> None:
         self._cap.release()
+
+
+def _frame_time(pts_seconds: float | None, index: int, last: float, fps: float) -> float:
+    """A frame's time: its pts where usable, else (no pts, AVI, or a pts not after the last
+    frame's) frame index / fps, or one frame period after the last frame."""
+    if pts_seconds is not None and math.isfinite(pts_seconds) and pts_seconds > last:
+        return pts_seconds
+    if pts_seconds is None and fps > 0:
+        return max(index / fps, last + 1e-6)
+    return last + (1 / fps if fps > 0 else 1e-3) if index else 0.0
 
 
 def _cv_backend() -> int:
