@@ -31,6 +31,7 @@ from posrec.io.atomic import atomic_write
 COLUMNS = ["track_id", "start", "end", "label", "score"]
 SUMMARY_COLUMNS = ["video", "duration", "people", "top_label", "top_share", "segments"]
 NO_ACTION = "no action"
+NO_ACTION_COLOUR = "#d9d9d9"  # light grey: the eye skips it and finds the actions
 TIME_DECIMALS = 3    # ms: finer than any frame interval of real video, and no float noise
 SCORE_DECIMALS = 4
 _SNAP = 6            # window times are snapped to microseconds, so that the float noise of
@@ -69,7 +70,11 @@ def _check_windows(windows: pd.DataFrame, probs: np.ndarray, class_names: Sequen
         i = int(np.argmax(end <= start))
         raise PosrecError(f"window {i} ends ({end[i]} s) before it starts ({start[i]} s); a window "
                           "covers [start, end): end is its last frame's time plus one frame")
-    if n and (pd.isna(tid).any() or (tid.astype(np.float64) % 1 != 0).any()):
+    try:
+        whole = n == 0 or (np.asarray(tid, dtype=np.float64) % 1 == 0).all()  # NaN is not whole
+    except (TypeError, ValueError):
+        whole = False
+    if not whole:
         raise PosrecError("window track ids must be whole numbers")
     return tid.astype(np.int64), start, end, probs
 
@@ -92,14 +97,13 @@ def _track_steps(start: np.ndarray, end: np.ndarray, probs: np.ndarray, threshol
     """One track's steps: boundaries (S+1,) s, codes (S,) (class, _NONE, _GAP), best prob (S,)."""
     bounds = np.unique(np.concatenate([start, end]))
     i0, i1 = np.searchsorted(bounds, start), np.searchsorted(bounds, end)
-    # Difference arrays: window w adds its probabilities to steps i0[w] .. i1[w]-1.
-    total = np.zeros((len(bounds), probs.shape[1]))
-    count = np.zeros(len(bounds), dtype=np.int64)
-    np.add.at(total, i0, probs)
-    np.subtract.at(total, i1, probs)
-    np.add.at(count, i0, 1)
-    np.subtract.at(count, i1, 1)
-    total, count = np.cumsum(total, 0)[:-1], np.cumsum(count)[:-1]
+    total = np.zeros((len(bounds) - 1, probs.shape[1]))
+    count = np.zeros(len(bounds) - 1, dtype=np.int64)
+    # Plain sums per window (a window spans only W/S steps); a running sum of differences would
+    # be faster but leaves float noise that can tip a step across the threshold.
+    for a, b, p in zip(i0, i1, probs):
+        total[a:b] += p
+        count[a:b] += 1
     mean = total / np.maximum(count, 1)[:, None]
     best = mean.max(1)
     codes = np.where(best < threshold, _NONE, mean.argmax(1))
@@ -161,6 +165,15 @@ def _rounded(segments: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def _json_value(obj):
+    """numpy numbers and arrays, and paths, in a caller's ``meta`` as plain JSON values."""
+    if isinstance(obj, (np.generic, np.ndarray)):
+        return obj.tolist()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    raise TypeError(f"timeline meta holds a {type(obj).__name__}, which JSON cannot store")
+
+
 def write_timeline(segments: pd.DataFrame, out_dir: str | os.PathLike, *,
                    duration: float | None = None, meta: dict | None = None) -> tuple[Path, Path]:
     """Write ``timeline.csv`` and ``timeline.json`` into ``out_dir``, atomically; returns both.
@@ -176,11 +189,13 @@ def write_timeline(segments: pd.DataFrame, out_dir: str | os.PathLike, *,
         seg.to_csv(f, index=False, lineterminator="\n")
     doc = {"format": "posrec-timeline", "version": 1, "time_unit": "s",
            "duration": None if duration is None else round(float(duration), TIME_DECIMALS),
-           "people": int(seg["track_id"].nunique()), **(meta or {}),
-           "segments": [{"track_id": int(r.track_id), "start": float(r.start), "end": float(r.end),
-                         "label": r.label, "score": float(r.score)} for r in seg.itertuples()]}
+           "people": int(seg["track_id"].nunique())}
+    doc |= {k: v for k, v in (meta or {}).items() if k not in doc and k != "segments"}
+    doc["segments"] = [{"track_id": int(r.track_id), "start": float(r.start), "end": float(r.end),
+                        "label": r.label, "score": None if math.isnan(r.score) else float(r.score)}
+                       for r in seg.itertuples()]
     with atomic_write(json_path, "w") as f:
-        json.dump(doc, f, indent=1, allow_nan=False)
+        json.dump(doc, f, indent=1, allow_nan=False, default=_json_value)
         f.write("\n")
     return csv_path, json_path
 
@@ -203,9 +218,6 @@ def read_timeline(path: str | os.PathLike) -> tuple[pd.DataFrame, dict]:
                        "score": "float64"}), doc
 
 
-NO_ACTION_COLOUR = "#d9d9d9"
-
-
 def label_colours(labels: Iterable[str], class_names: Sequence[str] | None = None,
                   no_action: str = NO_ACTION) -> dict[str, tuple]:
     """A colour per label: by its place in ``class_names`` (the model's classes, so one model's
@@ -224,13 +236,17 @@ def label_colours(labels: Iterable[str], class_names: Sequence[str] | None = Non
     return colours
 
 
-def _label_segments(ax, seg: pd.DataFrame, lanes: dict, width_in: float, span: float) -> None:
+def _label_segments(ax, seg: pd.DataFrame, lanes: dict, colours: dict, width_in: float,
+                    span: float) -> None:
     """Write each label inside its bar where it fits (8-pt text: about 0.06 inch a letter)."""
+    from matplotlib.colors import to_rgb
+
     per_s = width_in / span
     for r in seg.itertuples():
         if (r.end - r.start) * per_s > 0.065 * len(r.label) + 0.1:
+            dark = np.dot(to_rgb(colours[r.label]), (0.299, 0.587, 0.114)) < 0.5
             ax.text((r.start + r.end) / 2, lanes[r.track_id], r.label, ha="center", va="center",
-                    fontsize=8, clip_on=True)
+                    fontsize=8, clip_on=True, color="white" if dark else "black")
 
 
 def plot_timeline(segments: pd.DataFrame, path: str | os.PathLike, duration: float | None = None,
@@ -262,7 +278,7 @@ def plot_timeline(segments: pd.DataFrame, path: str | os.PathLike, duration: flo
             ax.broken_barh(list(zip(g["start"], g["end"] - g["start"])), (lanes[track] - 0.35, 0.7),
                            facecolors=[colours[lab] for lab in g["label"]], edgecolor="white",
                            linewidth=0.5)
-        _label_segments(ax, seg, lanes, width_in * 0.8, span)
+        _label_segments(ax, seg, lanes, colours, width_in * 0.8, span)
         fig.legend(handles=[Patch(color=colours[lab], label=lab) for lab in present],
                    loc="outside lower center", ncol=min(5, len(present)), fontsize=8,
                    frameon=False)
@@ -316,7 +332,7 @@ def summarize(segments: pd.DataFrame, duration: float | None = None, top: int = 
     e.g. ``person 1 (0.0-9.8 s): clean_and_jerk 59% (2.1-7.9 s); no action 41%`` where the
     percentages are shares of the time that person was seen.
     """
-    seg = _check_segments(segments)
+    seg = _check_segments(segments).sort_values(["track_id", "start"], kind="stable")
     if seg.empty:
         return "nobody was found in the video"
     n = seg["track_id"].nunique()

@@ -139,7 +139,8 @@ def test_csv_and_json_round_trip(tmp_path):
                         "end": [0.1 + 0.2, 2 / 3, 10.00049], "label": ["jump", "no action", "wave"],
                         "score": [0.912345678, 0.3, 1 / 3]})
     csv_path, json_path = write_timeline(seg, tmp_path / "run", duration=12.34567,
-                                         meta={"video": "a.mp4", "threshold": 0.5})
+                                         meta={"video": tmp_path / "a.mp4",
+                                               "threshold": np.float32(0.5), "format": "x"})
     text = csv_path.read_text()
     assert text.splitlines()[0] == "track_id,start,end,label,score"
     assert text.splitlines()[1] == "1,0.0,0.3,jump,0.9123"  # ms and 4 decimals, no float noise
@@ -147,7 +148,8 @@ def test_csv_and_json_round_trip(tmp_path):
               (4, 0.333, 10.0, "wave", 0.3333)]
     assert as_tuples(pd.read_csv(csv_path)) == expect
     doc = json.loads(json_path.read_text())
-    assert doc["duration"] == 12.346 and doc["people"] == 2 and doc["video"] == "a.mp4"
+    assert doc["duration"] == 12.346 and doc["people"] == 2
+    assert doc["video"] == str(tmp_path / "a.mp4") and doc["format"] == "posrec-timeline"
     assert [tuple(s[c] for c in COLUMNS) for s in doc["segments"]] == expect
     back, meta = read_timeline(json_path)
     assert as_tuples(back) == expect and meta["threshold"] == 0.5
@@ -225,6 +227,7 @@ def test_summary_csv_merges_rows_and_round_trips(tmp_path):
     (lambda w, p: (w.drop(columns="track_id"), p), "track_id"),
     (lambda w, p: (w, p * np.nan), "finite"),
     (lambda w, p: (w.assign(track_id=[0.5, 1]), p), "whole"),
+    (lambda w, p: (w.assign(track_id=["a", "b"]), p), "whole"),
 ])
 def test_bad_windows_are_one_line_errors(change, message):
     w, p = windows((1, 0.0, 2.0, [1, 0, 0]), (1, 1.0, 3.0, [1, 0, 0]))
