@@ -66,23 +66,18 @@ def cmd_extract(args) -> int:
 
 
 def cmd_data_merge(args) -> None:
-    from posrec.io.pickle import merge_datasets, save_dataset
-    from posrec.io.atomic import check_not_input
+    from posrec.io.pickle import merge_datasets
 
-    check_not_input(args.out, *args.parts)
-    ds = merge_datasets([Path(p) for p in args.parts])
-    save_dataset(ds, Path(args.out))
+    ds = merge_datasets([Path(p) for p in args.parts], Path(args.out))
     print(f"{len(ds['annotations'])} clips from {len(args.parts)} files -> {args.out}")
 
 
 def cmd_data_convert(args) -> None:
-    from posrec.io.atomic import check_not_input
     from posrec.io.datasets import convert, dataset_info, format_dataset_info
     from posrec.io.pickle import save_dataset
 
-    check_not_input(args.out, args.src)
     ds = convert(Path(args.src), args.format)
-    save_dataset(ds, Path(args.out))
+    save_dataset(ds, Path(args.out), inputs=[args.src])
     print(format_dataset_info(dataset_info(ds)))
     print(f"-> {args.out}")
 
@@ -101,22 +96,24 @@ def cmd_train(args) -> None:
     from posrec.train import train
 
     cfg = load_config(args.config, args.set)
-    metrics = train(cfg, resume=args.resume)
-    print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
+    print(_metrics_line(train(cfg, resume=args.resume)))
+
+
+def _metrics_line(m: dict) -> str:
+    return " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in m.items()
+                    if not isinstance(v, (list, dict)))
 
 
 def cmd_test(args) -> None:
     from posrec.config import load_config
-    from posrec.train import evaluate
+    from posrec.evaluate import evaluate
 
     cfg = load_config(args.config, args.set)
-    m = evaluate(cfg, args.checkpoint, args.out)
-    print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in m.items()
-                   if not isinstance(v, (list, dict))))
+    print(_metrics_line(evaluate(cfg, args.checkpoint, args.out, split=args.split)))
 
 
 def cmd_ensemble(args) -> None:
-    from posrec.train import ensemble
+    from posrec.evaluate import ensemble
 
     m = ensemble(args.scores, args.weights, args.out)
     for path, top1 in zip(args.scores, m.get("streams", [])):
@@ -185,10 +182,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("test", help="evaluate a checkpoint on the config's test split",
                        description="Top-1, top-5, mean class accuracy, per-class CSV, confusion "
-                                   "matrix PNG and the raw scores.")
+                                   "matrix PNG and the raw scores. The checkpoint fixes the "
+                                   "model and its input; the config gives the data, splits, "
+                                   "clips and test_flip, and may not contradict the checkpoint.")
     p.add_argument("config", metavar="CONFIG")
     p.add_argument("checkpoint", metavar="CHECKPOINT")
-    p.add_argument("-o", "--out", default=None, help="output folder (default: test/ beside it)")
+    p.add_argument("--split", default=None, metavar="NAME",
+                   help="score this split of the dataset (default: data.test_split)")
+    p.add_argument("-o", "--out", default=None,
+                   help="output folder, new or without results (default: SPLIT_STEM/ beside "
+                        "the checkpoint, e.g. test_best/)")
     _add_set(p)
     p.set_defaults(func=cmd_test)
 
@@ -198,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", default=None, help="write the fused results here")
     p.set_defaults(func=cmd_ensemble)
 
+    from posrec.io.datasets import FORMATS
+
     data = sub.add_parser("data", help="skeleton dataset files: convert, info, merge")
     dsub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     p = dsub.add_parser("convert", help="a dataset in its own format -> posrec/PYSKL pickle")
@@ -205,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
                                               "Kinetics json, NTU .skeleton dir, PYSKL pickle)")
     p.add_argument("-o", "--out", required=True, metavar="FILE.pkl")
     p.add_argument("--format", default="auto",
-                   choices=["auto", "penn", "nwucla", "kinetics", "ntu", "pickle"])
+                   choices=["auto", *FORMATS])
     p.set_defaults(func=cmd_data_convert)
     p = dsub.add_parser("info", help="classes, split sizes, lengths and layout of a dataset file")
     p.add_argument("file", metavar="FILE")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -26,10 +27,12 @@ import yaml
 
 from posrec.errors import PosrecError
 from posrec.io.datasets import FORMATS
+from posrec.models import ARCHS
 from posrec.paths import shared_data_dir
 
-ARCHS = ("stgcn", "stgcn++", "ctrgcn")
 FEATS = ("j", "b", "jm", "bm")
+# YAML 1.2 core-schema floats, which YAML 1.1 (PyYAML) reads as strings when they lack a dot
+_YAML12_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 
 
 @dataclass
@@ -65,7 +68,11 @@ class DataConfig:
     layout: str = ""               # joint layout of the data and the model, e.g. penn13
     train_split: str = "train"
     test_split: str = "test"
-    val_split: str | None = None   # validated each epoch; default: test_split
+    val_split: str | None = None   # a split of the dataset validated each epoch (never the
+                                   # test split); default: carved from train_split (posrec.splits)
+    val_fraction: float = 0.1      # the carved part of train_split; 0: no validation
+    val_seed: int = 0              # seeds the carve (apart from train.seed, so that warm restarts
+                                   # with another seed keep the same validation clips)
     clip_len: int = 100            # T frames sampled per clip
     sampling: str = "uniform"      # uniform: the whole sequence squeezed into clip_len frames;
                                    # window: clip_len frames at `fps` (a fixed duration)
@@ -101,12 +108,13 @@ class TrainConfig:
     repeat: int = 1                # passes over the training split per epoch (PYSKL RepeatDataset)
     val_interval: int = 1          # validate every n epochs (and always after the last)
     final_test: bool = True        # after training, evaluate on the test split (num_clips)
-    test_checkpoint: str = "last"  # ... with last.pt, or best.pt (chosen on the val split)
+    test_checkpoint: str = "best"  # ... with best.pt (chosen on validation; last.pt without
+                                   # validation), or last
     seed: int = 0
     init_from: str | None = None   # start from this checkpoint's weights (fresh optimiser and
                                    # schedule): fine-tuning, or a warm restart of a finished run
     num_workers: int = 0
-    threads: int | None = None     # torch CPU threads per process; default: cores / processes
+    threads: int | None = None     # torch CPU threads per process; default: see posrec.train
     amp: bool = True               # bfloat16 autocast, CUDA only (ignored on CPU)
     device: str = "auto"           # auto | cpu | cuda
 
@@ -150,6 +158,8 @@ def _convert(value: Any, tp: Any, key: str, where: str) -> Any:
             return value
         raise PosrecError(f"{where}: '{key}' must be an integer, got {_describe(value)}")
     if tp is float:
+        if isinstance(value, str) and _YAML12_FLOAT.match(value.strip()):
+            value = float(value)  # PyYAML (YAML 1.1) reads 5e-4 as a string; YAML 1.2 a number
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
         raise PosrecError(f"{where}: '{key}' must be a number, got {_describe(value)}")
@@ -204,12 +214,20 @@ def _check(cfg: Config, where: str) -> None:
         raise bad("data.fps", "must be set for data.sampling: window")
     if not cfg.data.feats:
         raise bad("data.feats", "must name at least one stream")
+    if cfg.data.val_split is not None and cfg.data.val_split in (cfg.data.test_split,
+                                                                 cfg.data.train_split):
+        which = "test" if cfg.data.val_split == cfg.data.test_split else "training"
+        raise bad("data.val_split", f"is the {which} split '{cfg.data.val_split}': validation "
+                                    f"must be apart from it (leave val_split unset to carve it "
+                                    f"from the training split)")
+    if not 0 <= cfg.data.val_fraction < 1:
+        raise bad("data.val_fraction", f"must be in [0, 1), got {cfg.data.val_fraction}")
     if cfg.train.test_checkpoint not in ("last", "best"):
         raise bad("train.test_checkpoint",
                   f"must be last or best, got {cfg.train.test_checkpoint!r}")
     if cfg.train.device not in ("auto", "cpu", "cuda"):
         raise bad("train.device", f"must be auto, cpu or cuda, got {cfg.train.device!r}")
-    positive = {"model.num_person": cfg.model.num_person,
+    positive = {"model.num_person": cfg.model.num_person, "train.epochs": cfg.train.epochs,
                 "data.clip_len": cfg.data.clip_len, "data.num_clips": cfg.data.num_clips,
                 "data.val_clips": cfg.data.val_clips, "train.batch_size": cfg.train.batch_size,
                 "train.repeat": cfg.train.repeat, "train.val_interval": cfg.train.val_interval}
@@ -223,7 +241,7 @@ def _check(cfg: Config, where: str) -> None:
     for k, v in positive.items():
         if v < 1:
             raise bad(k, f"must be at least 1, got {v}")
-    nonneg = {"train.epochs": cfg.train.epochs, "train.lr": cfg.train.lr,
+    nonneg = {"train.lr": cfg.train.lr,
               "train.min_lr": cfg.train.min_lr, "train.momentum": cfg.train.momentum,
               "train.weight_decay": cfg.train.weight_decay,
               "train.warmup_epochs": cfg.train.warmup_epochs,
@@ -255,7 +273,7 @@ def apply_overrides(raw: dict, overrides: Sequence[str], where: str = "--set") -
         if not sep or not key:
             raise PosrecError(f"{where}: expected key=value, got {item!r}")
         try:
-            value = yaml.safe_load(text) if text.strip() else ""
+            value = yaml.load(text, Loader=_Loader) if text.strip() else ""
         except yaml.YAMLError as e:
             raise PosrecError(f"{where}: cannot parse the value of {key!r}: "
                               f"{str(e).splitlines()[0]}") from None
@@ -302,17 +320,64 @@ def config_from_dict(raw: dict | None, where: str = "<config>", name: str | None
 
 
 def load_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Config:
-    """Read and validate a YAML config; ``overrides`` are ``key=value`` strings (``--set``)."""
+    """Read and validate a YAML config; ``overrides`` are ``key=value`` strings (``--set``).
+
+    A config may start from another: ``base: other.yaml`` (relative to the config's own folder)
+    reads that file first and the config's keys override its keys, section by section (a list
+    or a value replaces the base's). Bases may have bases; a loop is an error.
+    """
     path = Path(path)
+    return config_from_dict(_read_with_bases(path, ()), str(path), name=path.stem,
+                            overrides=overrides)
+
+
+def _read_with_bases(path: Path, chain: tuple[Path, ...]) -> dict:
+    """The raw dict of the YAML file ``path`` merged over its ``base`` (recursively)."""
+    key = path.resolve()
+    if key in chain:
+        raise PosrecError(f"{path}: 'base' includes loop back to {path.name} "
+                          f"({' -> '.join(p.name for p in (*chain, key))})")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
-        raise PosrecError(f"{path}: cannot read config ({e.strerror or e})") from None
+        where = f"{chain[-1]}: base file {path}" if chain else str(path)
+        raise PosrecError(f"{where}: cannot read config ({e.strerror or e})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:
         raise PosrecError(f"{path}: invalid YAML: {' '.join(str(e).split())}") from None
-    return config_from_dict(raw, str(path), name=path.stem, overrides=overrides)
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise PosrecError(f"{path}: a config must be a mapping, got {type(raw).__name__}")
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str) or not base:
+        raise PosrecError(f"{path}: 'base' must be the path of another config, got {base!r}")
+    return _merge(_read_with_bases(path.parent / base, (*chain, key)), raw)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = _deepcopy(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) \
+            else _deepcopy(v)
+    return out
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader reading numbers as YAML 1.2 does (``5e-4`` is a float)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    k: [r for r in v if r[0] != "tag:yaml.org,2002:float"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?"
+               r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."))
 
 
 def config_to_dict(cfg: Config) -> dict:

@@ -32,10 +32,12 @@ def _new_axes(figsize: tuple[float, float]):
 
 
 def plot_confusion(cm: np.ndarray, class_names: Sequence[str],
-                   path: str | os.PathLike | None = None, normalize: bool = True, ax=None):
+                   path: str | os.PathLike | None = None, normalize: bool = True, ax=None,
+                   title: str = ""):
     """Confusion matrix (K, K) counts, rows = true class, columns = predicted class.
 
-    ``normalize``: colour and print each row as a fraction of its true class. Returns the figure.
+    ``normalize``: colour and print each row as a fraction of its true class; ``title``: what was
+    scored, e.g. "best.pt on test" (heads the plot). Returns the figure.
     """
     cm = np.asarray(cm, dtype=np.float64)
     k = len(class_names)
@@ -60,7 +62,8 @@ def plot_confusion(cm: np.ndarray, class_names: Sequence[str],
                             ha="center", va="center", fontsize=6,
                             color="white" if shown[i, j] > 0.5 * top else "black")
     acc = np.trace(cm) / max(cm.sum(), 1)
-    ax.set_title(f"confusion ({'row-normalised' if normalize else 'counts'}), top-1 {acc:.1%}")
+    ax.set_title(f"{title + ': ' if title else ''}confusion "
+                 f"({'row-normalised' if normalize else 'counts'}), top-1 {acc:.1%}")
     _save(fig, path)
     return fig
 

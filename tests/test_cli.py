@@ -213,3 +213,71 @@ def test_show_without_a_display_says_so_and_still_writes(capsys, tmp_path, share
     assert code == 0
     assert "no display found" in err
     assert (tmp_path / "camera_pose.png").exists() and (tmp_path / "camera_pose.json").exists()
+
+
+# --- train / test / ensemble --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ci(tmp_path_factory):
+    from train_runs import ci_run, penn_pickle
+
+    base = tmp_path_factory.getbasetemp()
+    return ci_run(base)[0], penn_pickle(base)
+
+
+def _test_args(ci, ckpt, *sets):
+    from train_runs import CI_CONFIG
+
+    run, penn = ci
+    return ["test", CI_CONFIG, ckpt, "--set", f"data.source={penn}", "data.format=pickle",
+            "data.train_per_class=3", "data.test_per_class=2", *sets]
+
+
+@pytest.mark.slow
+def test_test_refuses_inputs_the_checkpoint_was_not_trained_on(capsys, ci):
+    last = ci[0] / "last.pt"  # joint stream, 32-frame clips, penn13
+    for sets, words in [(["data.feats=[b]"], "feats ('b',) != ('j',)"),
+                        (["data.clip_len=16"], "clip_len 16 != 32"),
+                        (["data.normalize=person"], "normalize 'person' != 'image'"),
+                        (["data.layout=coco17"], "layout")]:
+        code, _, err = run(capsys, *_test_args(ci, last, *sets))
+        assert_clean_error(code, err, words)
+    assert not (ci[0] / "test_last").exists()  # nothing was written
+
+
+@pytest.mark.slow
+def test_test_refuses_a_checkpoint_selected_on_the_test_split(capsys, ci, tmp_path):
+    import torch
+
+    ck = torch.load(ci[0] / "best.pt", weights_only=True)
+    torch.save({**ck, "selected_on": {**ck["selected_on"], "split": "test"}}, tmp_path / "x.pt")
+    code, _, err = run(capsys, *_test_args(ci, tmp_path / "x.pt"))
+    assert_clean_error(code, err, "was selected on split 'test'")
+    # a checkpoint from before format 2 named best.pt was chosen on data.val_split, which then
+    # defaulted to the test split
+    old = {k: v for k, v in ck.items() if k not in ("format_version", "selected_on")}
+    old["config"] = {**ck["config"], "data": {**ck["config"]["data"], "val_split": None}}
+    (tmp_path / "old").mkdir()
+    torch.save(old, tmp_path / "old" / "best.pt")
+    code, _, err = run(capsys, *_test_args(ci, tmp_path / "old" / "best.pt"))
+    assert_clean_error(code, err, "was selected on split 'test'")
+    assert not list(tmp_path.glob("*/test_*"))
+
+
+@pytest.mark.slow
+def test_test_writes_beside_the_checkpoint_and_never_over_a_result(capsys, ci, tmp_path):
+    import shutil
+
+    shutil.copy(ci[0] / "last.pt", tmp_path / "last.pt")
+    code, out, err = run(capsys, *_test_args(ci, tmp_path / "last.pt"))
+    assert code == 0, err
+    m = json.loads((tmp_path / "test_last" / "metrics.json").read_text())
+    assert m["checkpoint"] == str(tmp_path / "last.pt") and m["split"] == "test"
+    assert f"top1={m['top1']:.4f}" in out and m["num_samples"] == 30
+    code, _, err = run(capsys, *_test_args(ci, tmp_path / "last.pt"))
+    assert_clean_error(code, err, "already holds a result")
+    # another split of the dataset: its own folder
+    code, _, err = run(capsys, *_test_args(ci, tmp_path / "last.pt"), "--split", "train")
+    assert code == 0, err
+    assert json.loads((tmp_path / "train_last" / "metrics.json").read_text())["split"] == "train"

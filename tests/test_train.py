@@ -23,7 +23,9 @@ import torch
 from posrec.config import config_from_dict, load_config
 from posrec.errors import PosrecError
 from posrec.io.pickle import load_dataset, load_pickle, save_dataset, save_pickle
-from posrec.train import _schedule, ensemble, evaluate, load_checkpoint, train
+from posrec.checkpoint import FORMAT_VERSION, load_checkpoint, load_model
+from posrec.evaluate import ensemble, evaluate
+from posrec.train import lr_schedule, train
 from train_runs import CI_CONFIG, ROOT, ci_run, penn_pickle
 
 CHANCE = 1 / 15
@@ -51,6 +53,11 @@ def tiny(penn: Path, out: Path, **over) -> object:
     return load_config(CI_CONFIG, sets)
 
 
+def ci_input(penn: Path, out: Path, **over) -> object:
+    """A small config that scores the CI run's checkpoints: their input (clip length 32)."""
+    return tiny(penn, out, data__clip_len=32, **over)
+
+
 # --- the CI run ---------------------------------------------------------------------------------
 
 
@@ -71,8 +78,8 @@ def test_ci_run_learns_well_above_chance(ci):
                             "samples_per_s", "time"}
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
     for f in ("config.yaml", "metrics.csv", "last.pt", "best.pt", "train.log", "curves.png",
-              "test/metrics.json", "test/per_class.csv", "test/confusion.csv",
-              "test/confusion.png", "test/scores.npy", "test/scores.pkl"):
+              "test_best/metrics.json", "test_best/per_class.csv", "test_best/confusion.csv",
+              "test_best/confusion.png", "test_best/scores.npy", "test_best/scores.pkl"):
         assert (run / f).is_file(), f
     assert not list(run.glob(".*tmp*"))  # no temporary files left behind
 
@@ -81,32 +88,67 @@ def test_ci_run_learns_well_above_chance(ci):
 def test_checkpoint_contents_load_weights_only(ci):
     run = ci[0]
     ck = torch.load(run / "last.pt", weights_only=True)  # no code runs: only tensors/containers
-    assert {"state_dict", "config", "class_names", "layout", "metrics", "epoch", "optimizer",
-            "scheduler", "rng", "arch", "num_classes"} <= set(ck)
+    assert {"format_version", "state_dict", "config", "class_names", "layout", "metrics",
+            "epoch", "optimizer", "scheduler", "rng", "arch", "flags", "num_classes",
+            "in_channels", "num_person", "pipeline", "selected_on"} <= set(ck)
+    assert ck["format_version"] == FORMAT_VERSION
     assert ck["arch"] == "stgcn++" and ck["layout"] == "penn13" and ck["num_classes"] == 15
     assert ck["class_names"][0] == "baseball_pitch" and ck["epoch"] == 6
     assert ck["config"]["model"]["arch"] == "stgcn++"
+    assert ck["pipeline"]["clip_len"] == 32 and ck["pipeline"]["feats"] == ["j"]
+    assert ck["selected_on"] == {"rule": "last epoch", "split": None, "epoch": 6}
+    # best.pt records the validation split that chose it: carved from train, never the test
+    best = load_checkpoint(run / "best.pt")
+    sel = best["selected_on"]
+    assert sel["split"] == "val" and sel["carved_from"] == "train" and sel["metric"] == "val_top1"
+    assert sel["epoch"] == best["epoch"] == best["best_epoch"]
+    assert sel["value"] == best["best_val_top1"] == best["metrics"]["val_top1"]
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert max(float(r["val_top1"]) for r in rows) == pytest.approx(sel["value"])
     # the resolved config in the run directory is itself a loadable config
     assert load_config(run / "config.yaml").train.epochs == 6
 
 
 @pytest.mark.slow
+def test_load_model_needs_no_config(ci, penn):
+    """The model and its input rebuilt from the checkpoint alone give evaluate's scores."""
+    from posrec.data.dataset import SkeletonDataset
+    from posrec.data.pipeline import InputSpec, build_transform
+
+    run = ci[0]
+    model, ck = load_model(run / "best.pt")
+    assert not model.training
+    spec = InputSpec.from_dict(ck["pipeline"])
+    raw = load_pickle(run / "test_best" / "scores.pkl")
+    data = load_dataset(penn)
+    data["split"]["scored"] = raw["frame_dirs"][:8]
+    ds = SkeletonDataset(data, "scored", build_transform(spec, num_clips=2))
+    with torch.no_grad():
+        x = torch.stack([ds[i][0] for i in range(8)]).flatten(0, 1)  # (8 * 2 clips, M, T, V, C)
+        s = model(x).softmax(-1).view(8, 2, -1).mean(1).numpy()
+    np.testing.assert_allclose(s, raw["scores"][:8], atol=1e-5)
+
+
+@pytest.mark.slow
 def test_evaluation_outputs_are_consistent(ci):
     run = ci[0]
-    m = json.loads((run / "test" / "metrics.json").read_text())
-    scores = np.load(run / "test" / "scores.npy")
-    raw = load_pickle(run / "test" / "scores.pkl")
+    m = json.loads((run / "test_best" / "metrics.json").read_text())
+    assert m["checkpoint"] == str(run / "best.pt") and m["split"] == "test"
+    assert m["selected_on"]["split"] == "val" and m["num_clips"] == 2
+    scores = np.load(run / "test_best" / "scores.npy")
+    raw = load_pickle(run / "test_best" / "scores.pkl")
     labels = raw["labels"]
     assert scores.shape == (150, 15) and len(raw["frame_dirs"]) == 150
     np.testing.assert_allclose(scores.sum(1), 1, atol=1e-4)  # averaged softmax
     assert m["top1"] == pytest.approx((scores.argmax(1) == labels).mean())
     top5 = np.argsort(-scores, 1)[:, :5]
     assert m["top5"] == pytest.approx((top5 == labels[:, None]).any(1).mean())
-    rows = list(csv.DictReader(open(run / "test" / "per_class.csv")))
+    rows = list(csv.DictReader(open(run / "test_best" / "per_class.csv")))
     assert len(rows) == 15 and sum(int(r["support"]) for r in rows) == 150
     assert m["mean_class_acc"] == pytest.approx(np.mean([float(r["accuracy"]) for r in rows]),
                                                 abs=1e-5)
-    cm = np.array([r[1:] for r in csv.reader(open(run / "test" / "confusion.csv"))][1:], int)
+    cm = np.array([r[1:] for r in csv.reader(open(run / "test_best" / "confusion.csv"))][1:],
+                  int)
     assert np.trace(cm) == round(m["top1"] * 150)
     # the Penn frame_dirs are the .mat stems of the official test clips
     assert all(fd.isdigit() and len(fd) == 4 for fd in raw["frame_dirs"])
@@ -123,7 +165,8 @@ def test_test_flip_averages_the_mirrored_clips(ci, penn, tmp_path):
     ckpt = ci[0] / "last.pt"
 
     def scores(name, source=penn, **over):
-        evaluate(tiny(source, tmp_path / "r", data__num_clips=2, **over), ckpt, tmp_path / name)
+        evaluate(ci_input(source, tmp_path / "r", data__num_clips=2, **over), ckpt,
+                 tmp_path / name)
         return np.load(tmp_path / name / "scores.npy")
 
     plain, both = scores("plain"), scores("both", data__test_flip=True)
@@ -246,7 +289,7 @@ def test_init_from_starts_from_weights_with_a_fresh_schedule(penn, tmp_path):
 def test_warmup_then_cosine_per_iteration():
     cfg = config_from_dict({"train": {"epochs": 10, "warmup_epochs": 2, "lr": 0.1,
                                       "min_lr": 0.001}})
-    f = _schedule(cfg, iters_per_epoch=5)  # 50 iterations, 10 of warm-up
+    f = lr_schedule(cfg, iters_per_epoch=5)  # 50 iterations, 10 of warm-up
     assert [round(f(i), 3) for i in range(3)] == [0.1, 0.2, 0.3]
     assert f(9) == pytest.approx(1.0) and f(10) == pytest.approx(1.0)
     assert f(30) == pytest.approx(0.01 + 0.99 * 0.5)  # half-way through the cosine
@@ -311,14 +354,14 @@ def test_checkpoint_from_another_model(ci, penn, tmp_path):
                               ("num_classes", 60, "60 classes")]:
         torch.save({**ck, key: value}, tmp_path / "other.pt")
         with pytest.raises(PosrecError) as e:
-            evaluate(tiny(penn, tmp_path / "r"), tmp_path / "other.pt", tmp_path / "t")
+            evaluate(ci_input(penn, tmp_path / "r"), tmp_path / "other.pt", tmp_path / "t")
         assert "another model" in _one_line(e) and words in str(e.value)
     sd = dict(ck["state_dict"])
     key = next(k for k in sd if k.endswith("weight") and sd[k].ndim > 1)
     sd[key] = torch.zeros(sd[key].shape[0] + 1, *sd[key].shape[1:])
     torch.save({**ck, "state_dict": sd}, tmp_path / "shape.pt")
     with pytest.raises(PosrecError) as e:
-        evaluate(tiny(penn, tmp_path / "r"), tmp_path / "shape.pt", tmp_path / "t")
+        evaluate(ci_input(penn, tmp_path / "r"), tmp_path / "shape.pt", tmp_path / "t")
     assert "do not fit the model" in _one_line(e)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(PosrecError) as e:
@@ -333,30 +376,30 @@ def test_checkpoint_from_another_model(ci, penn, tmp_path):
 
 @pytest.mark.slow
 def test_ensemble_matches_by_frame_dir_and_weights(ci, tmp_path):
-    a = load_pickle(ci[0] / "test" / "scores.pkl")
-    single = json.loads((ci[0] / "test" / "metrics.json").read_text())
+    a = load_pickle(ci[0] / "test_best" / "scores.pkl")
+    single = json.loads((ci[0] / "test_best" / "metrics.json").read_text())
     # A second "stream": the same real scores in another clip order, so fusion must align them
     # by frame_dir; equal weights then give the single stream's result.
     perm = np.random.default_rng(0).permutation(len(a["labels"]))
     b = {"scores": a["scores"][perm], "labels": a["labels"][perm],
          "frame_dirs": [a["frame_dirs"][i] for i in perm], "class_names": a["class_names"]}
     save_pickle(b, tmp_path / "b.pkl")
-    m = ensemble([ci[0] / "test", tmp_path / "b.pkl"], [1.0, 1.0], out_dir=tmp_path / "ens")
+    m = ensemble([ci[0] / "test_best", tmp_path / "b.pkl"], [1.0, 1.0], out_dir=tmp_path / "ens")
     assert m["top1"] == pytest.approx(single["top1"]) and m["streams"] == [m["top1"]] * 2
     assert (tmp_path / "ens" / "confusion.png").is_file()
     # a stream that is uniform noise with weight 0 changes nothing; one with a large weight
     # decides alone
     c = dict(b, scores=np.random.default_rng(1).random(b["scores"].shape).astype(np.float32))
     save_pickle(c, tmp_path / "c.pkl")
-    assert ensemble([ci[0] / "test", tmp_path / "c.pkl"], [1, 0])["top1"] == single["top1"]
+    assert ensemble([ci[0] / "test_best", tmp_path / "c.pkl"], [1, 0])["top1"] == single["top1"]
     noise_top1 = (c["scores"].argmax(1) == c["labels"]).mean()
-    assert ensemble([ci[0] / "test", tmp_path / "c.pkl"], [1, 1e6])["top1"] == \
+    assert ensemble([ci[0] / "test_best", tmp_path / "c.pkl"], [1, 1e6])["top1"] == \
         pytest.approx(noise_top1)
     save_pickle(dict(b, frame_dirs=["x"] + b["frame_dirs"][1:]), tmp_path / "d.pkl")
     with pytest.raises(PosrecError, match="other clips"):
-        ensemble([ci[0] / "test", tmp_path / "d.pkl"])
+        ensemble([ci[0] / "test_best", tmp_path / "d.pkl"])
     with pytest.raises(PosrecError, match="2 score files but 1 weights"):
-        ensemble([ci[0] / "test", tmp_path / "b.pkl"], [1.0])
+        ensemble([ci[0] / "test_best", tmp_path / "b.pkl"], [1.0])
 
 
 # --- torchrun / DDP ------------------------------------------------------------------------------
@@ -388,7 +431,27 @@ def test_torchrun_two_processes(penn, tmp_path):
             _, rank, js = line.split(" ", 2)
             results[rank] = json.loads(js)
     assert results.keys() == {"0", "1"} and results["0"] == results["1"]
-    raw = load_pickle(out / "test" / "scores.pkl")
+    raw = load_pickle(out / "test_best" / "scores.pkl")
     assert len(raw["frame_dirs"]) == len(set(raw["frame_dirs"])) == 45  # 3 per class, no dups
     assert np.allclose(raw["scores"].sum(1), 1, atol=1e-4)
     assert len(list(csv.DictReader(open(out / "metrics.csv")))) == 1
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+def test_epochs_without_validation_log_none_and_no_val_split_means_last(penn, tmp_path):
+    train(tiny(penn, tmp_path / "a", train__epochs=2, train__val_interval=2))
+    rows = list(csv.DictReader(open(tmp_path / "a" / "metrics.csv")))
+    assert rows[0]["val_top1"] == rows[0]["val_top5"] == "" and float(rows[1]["val_top1"]) >= 0
+    lines = [l for l in (tmp_path / "a" / "train.log").read_text().splitlines() if " epoch " in l]
+    assert "val top1" not in lines[0] and "nan" not in lines[0] and "val top1" in lines[1]
+    # val_fraction 0: every training clip trains, nothing validates, only last.pt; the final
+    # test scores last.pt into test_last/
+    m = train(tiny(penn, tmp_path / "b", train__epochs=1, data__val_fraction=0,
+                   train__final_test=True))
+    assert m["val_top1"] is None and m["best_epoch"] == 0 and 0 <= m["test_top1"] <= 1
+    assert not (tmp_path / "b" / "best.pt").exists()
+    saved = json.loads((tmp_path / "b" / "test_last" / "metrics.json").read_text())
+    assert saved["selected_on"]["rule"] == "last epoch" and saved["top1"] == m["test_top1"]
+    assert "no validation" in (tmp_path / "b" / "train.log").read_text()

@@ -24,7 +24,9 @@ _NAME = re.compile(r"a(\d+)_s(\d+)_e(\d+)_v(\d+)$")
 
 def read_nwucla_json(path: str | Path) -> dict:
     """One NW-UCLA JSON file -> annotation dict: ``keypoint`` float32 (1, T, 20, 3) metres,
-    ``label`` 0..9, ``layout`` ``"nwucla20"``, ``view`` 1..3. 3D: no ``keypoint_score``."""
+    ``label`` 0..9, ``layout`` ``"nwucla20"``, ``view`` 1..3, ``subject`` 1..10 (the ``sYY`` of
+    the name; validation carved from training holds out whole subjects). 3D: no
+    ``keypoint_score``."""
     path = Path(path)
     try:
         d = json.loads(path.read_text())
@@ -40,7 +42,7 @@ def read_nwucla_json(path: str | Path) -> dict:
     if not 1 <= label <= len(NWUCLA_CLASSES):
         raise PosrecError(f"{path}: label {label} outside 1..{len(NWUCLA_CLASSES)}")
     return dict(frame_dir=name, label=label - 1, total_frames=int(kp.shape[0]), keypoint=kp[None],
-                layout="nwucla20", view=int(m.group(4)))
+                layout="nwucla20", view=int(m.group(4)), subject=int(m.group(2)))
 
 
 def read_nwucla(src: str | Path, test_views: tuple[int, ...] = (3,)) -> dict:

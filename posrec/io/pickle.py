@@ -21,7 +21,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from posrec.errors import PosrecError
-from posrec.io.atomic import atomic_write
+from posrec.io.atomic import atomic_write, check_not_input
 
 # Readable by Python >= 3.4 (PYSKL and MMAction2 run on 3.7+); protocol 5 would add nothing for
 # in-band data and is unreadable before 3.8.
@@ -248,20 +248,28 @@ def load_dataset(path: str | os.PathLike) -> dict:
     return validate_dataset(load_pickle(path), Path(path).name)
 
 
-def save_dataset(dataset: dict, path: str | os.PathLike) -> None:
-    """Validate ``dataset`` and write it atomically as a pickle PYSKL/MMAction2 can load."""
+def save_dataset(dataset: dict, path: str | os.PathLike,
+                 inputs: Iterable[str | os.PathLike] = ()) -> None:
+    """Validate ``dataset`` and write it atomically as a pickle PYSKL/MMAction2 can load;
+    PosrecError (before anything is written) if ``path`` is one of the ``inputs`` it was made
+    from."""
+    check_not_input(path, *inputs)
     save_pickle(validate_dataset(dataset, str(path)), path)
 
 
-def merge_datasets(paths: Iterable[str | os.PathLike]) -> dict:
+def merge_datasets(paths: Iterable[str | os.PathLike],
+                   out: str | os.PathLike | None = None) -> dict:
     """Join dataset shards: annotations concatenated in order, splits unioned by name, other
-    top-level keys (e.g. "classes") kept.
+    top-level keys (e.g. "classes") kept. With ``out``, also write the result there (never over
+    one of the shards: checked before any is read).
 
     PosrecError if two shards hold the same frame_dir, or disagree on another top-level key.
     """
     paths = [Path(p) for p in paths]
     if not paths:
         raise PosrecError("no dataset files to merge")
+    if out is not None:
+        check_not_input(out, *paths)
     merged: dict = {"split": {}, "annotations": []}
     origin: dict[str, Path] = {}  # frame_dir -> shard
     key_origin: dict[str, Path] = {}  # other top-level key -> first shard with it
@@ -285,6 +293,8 @@ def merge_datasets(paths: Iterable[str | os.PathLike]) -> dict:
                 key_origin[key] = p
             elif not _equal(merged[key], value):
                 raise PosrecError(f"{key_origin[key]} and {p} disagree on {key!r}")
+    if out is not None:
+        save_dataset(merged, out, inputs=paths)
     return merged
 
 

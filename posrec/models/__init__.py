@@ -16,14 +16,15 @@ from posrec.models.pyskl_import import load_pyskl_checkpoint
 from posrec.models.stgcn import STGCN
 from posrec.skeleton import get_layout
 
-ARCHS = ("stgcn", "stgcn++", "ctrgcn")
-
-# The flags that make each arch what PYSKL's configs build (ST-GCN++ = ST-GCN + these flags).
-_PRESETS: dict[str, dict] = {
-    "stgcn": dict(graph_mode="stgcn_spatial"),
-    "stgcn++": dict(graph_mode="spatial", gcn_adaptive="init", gcn_with_res=True, tcn_type="mstcn"),
-    "ctrgcn": dict(graph_mode="spatial"),
+# The architectures: each arch's class and the flags that make it what PYSKL's configs build
+# (ST-GCN++ = ST-GCN + these flags). Adding an architecture is one entry here.
+_ARCH_CLASSES: dict[str, tuple[type, dict]] = {
+    "stgcn": (STGCN, dict(graph_mode="stgcn_spatial")),
+    "stgcn++": (STGCN, dict(graph_mode="spatial", gcn_adaptive="init", gcn_with_res=True,
+                            tcn_type="mstcn")),
+    "ctrgcn": (CTRGCN, dict(graph_mode="spatial")),
 }
+ARCHS = tuple(_ARCH_CLASSES)  # the one list of architecture names (configs check against it)
 
 
 def build_model(arch: str, num_classes: int, layout: str, in_channels: int = 3,
@@ -50,16 +51,16 @@ def build_model(arch: str, num_classes: int, layout: str, in_channels: int = 3,
     Raises:
         PosrecError for an unknown arch, layout or flag, or a bad flag value.
     """
-    if arch not in _PRESETS:
+    if arch not in _ARCH_CLASSES:
         raise PosrecError(f"unknown model arch {arch!r}; choose one of {', '.join(ARCHS)}")
     lay = get_layout(layout)
     if not isinstance(num_classes, int) or num_classes < 1:
         raise PosrecError(f"num_classes must be a positive integer, not {num_classes!r}")
     if not isinstance(in_channels, int) or in_channels < 1:
         raise PosrecError(f"in_channels must be a positive integer, not {in_channels!r}")
-    opts = {**_PRESETS[arch], **flags}
+    cls, preset = _ARCH_CLASSES[arch]
+    opts = {**preset, **flags}
     graph_mode = opts.pop("graph_mode")
-    cls = CTRGCN if arch == "ctrgcn" else STGCN
     allowed = set(inspect.signature(cls).parameters) - {"A", "num_classes", "in_channels", "num_person"}
     unknown = sorted(set(opts) - allowed)
     if unknown:
