@@ -12,6 +12,7 @@ import pytest
 from posrec.estimate.tracker import (PoseTracker, box_iou, keypoint_oks, track_poses,
                                      tracks_to_arrays)
 from posrec.estimate.types import FramePoses
+from posrec.skeleton import get_layout
 
 # A standing COCO-17 figure in units of its height, centred on the hips (x right, y down).
 _FIGURE = np.array([
@@ -161,3 +162,56 @@ def test_similarity_helpers():
     assert 0 < oks[0, 0] < 1 and n[0, 0] == 17
     oks, n = keypoint_oks(kp[None], ones * 0.1, kp[None], ones, np.full((1, 1), 4000.0))
     assert n[0, 0] == 0
+
+
+def _lying_person_frames(shared_data):
+    """A still person lying on the floor, seen by a single-pose estimator whose reading of the
+    pose flips (constructed: no shared clip has a person lying still, so the pose is the real
+    COCO person 442619 of image 785, all 17 joints labelled, turned 90 degrees and jittered).
+
+    Frames 0-39 at 30 fps. Frames 10-15: the body read upside down (head where the feet are,
+    and mirrored), as MoveNet does on lying bodies, with the wrists and ankles lost (low
+    scores); frames 24-29: read mirrored left/right with the forearms and lower legs lost. The
+    boxes come from the confident keypoints, as for the single-pose estimators, so they shrink
+    and shift while the person stays where they are."""
+    coco = json.loads((shared_data / "keypoints" / "coco" / "test_coco.json").read_text())
+    person = next(a for a in coco["annotations"] if a["id"] == 442619)
+    kp = np.array(person["keypoints"], np.float32).reshape(17, 3)[:, :2]
+    centre = kp.mean(0)
+    lying = (kp - centre)[:, ::-1] * [1, -1] + [400, 300]  # rotated 90 degrees, head to the right
+    flip = get_layout("coco17").flip_index
+    rng = np.random.default_rng(4)
+    frames = []
+    for t in range(40):
+        pose, score = lying.copy(), np.full(17, 0.8, np.float32)
+        if 10 <= t < 16:
+            pose[:, 0] = 2 * 400 - pose[:, 0]  # head and feet swapped along the body
+            pose = pose[flip]
+            score[[9, 10, 15, 16]] = 0.1  # wrists, ankles
+        if 24 <= t < 30:
+            pose = pose[flip]
+            score[[7, 8, 9, 10, 13, 14, 15, 16]] = 0.1  # elbows, wrists, knees, ankles
+        pose = pose + rng.normal(0, 1.5, pose.shape)
+        confident = pose[score >= 0.2]
+        box = np.r_[confident.min(0), confident.max(0)]
+        frames.append(FramePoses(pose[None], score[None], box[None], [score.mean()]))
+    return frames
+
+
+def test_still_person_keeps_one_id_when_the_pose_reading_flips(shared_data):
+    frames = _lying_person_frames(shared_data)
+    tracked = track_poses(frames, fps=30)
+    assert [f.track_ids.tolist() for f in tracked] == [[0]] * 40
+    # Meaningful: on pose similarity alone (without the box stage) the upside-down reading
+    # starts a new track, as the "three ids for one lying person" reported on real footage.
+    old = track_poses(frames, fps=30, box_overlap=None, flip_invariant=False)
+    assert {int(f.track_ids[0]) for f in old[10:16]} == {1}
+    # A left/right-mirrored reading of the same pose is as similar as the pose itself.
+    tracker = PoseTracker(fps=30)
+    tracker.update(frames[0])
+    mirrored = frames[1].select([0])
+    flip = get_layout("coco17").flip_index
+    mirrored.keypoints, mirrored.scores = mirrored.keypoints[:, flip], mirrored.scores[:, flip]
+    assert tracker.similarity(mirrored)[0, 0] == pytest.approx(tracker.similarity(frames[1])[0, 0])
+    tracker.flip_invariant = False
+    assert tracker.similarity(mirrored)[0, 0] < 0.6 * tracker.similarity(frames[1])[0, 0]

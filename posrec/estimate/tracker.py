@@ -1,8 +1,9 @@
 """Frame-to-frame identity for the people an estimator finds: who is who across a video.
 
 :class:`PoseTracker` links each frame's detections to the live tracks by Hungarian assignment on a
-similarity that mixes keypoint OKS (COCO sigmas) and box IoU, after moving each track along its
-constant-velocity prediction so that people who walk past each other do not swap. A track that
+similarity that mixes keypoint OKS (COCO sigmas, left/right-swap invariant) and box IoU, after
+moving each track along its constant-velocity prediction so that people who walk past each other
+do not swap; a strong box overlap alone keeps an id through a change of pose. A track that
 finds no match survives ``max_missed`` frames (half a second by default). :func:`tracks_to_arrays`
 turns the tracked frames into the (M, T, V, C) arrays of a PYSKL annotation.
 """
@@ -16,6 +17,10 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from posrec.estimate.types import FramePoses
+from posrec.skeleton import get_layout
+
+# COCO-17 with left and right swapped: lying and side-view bodies are often read mirrored.
+_COCO_FLIP = get_layout("coco17").flip_index
 
 # Per-keypoint OKS constants of COCO-17 (nose, eyes, ears, shoulders, elbows, wrists, hips,
 # knees, ankles): how far a keypoint may stray, relative to the person's size.
@@ -23,8 +28,8 @@ COCO_SIGMAS = np.array([0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.
                         1.07, 1.07, 0.87, 0.87, 0.89, 0.89], np.float32) / 10.0
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of boxes a (N, 4) and b (K, 4), xyxy pixels -> (N, K) in [0, 1]."""
+def _intersection(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Intersection areas (N, K) of boxes a (N, 4) and b (K, 4), xyxy, and their areas."""
     a = np.asarray(a, np.float32).reshape(-1, 4)
     b = np.asarray(b, np.float32).reshape(-1, 4)
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
@@ -32,8 +37,21 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
     area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
     area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
+    return inter, area_a, area_b
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of boxes a (N, 4) and b (K, 4), xyxy pixels -> (N, K) in [0, 1]."""
+    inter, area_a, area_b = _intersection(a, b)
     union = area_a[:, None] + area_b[None, :] - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0).astype(np.float32)
+
+
+def box_overlap_of_smaller(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over the smaller box's area (N, K) in [0, 1]: 1 where one box holds the other."""
+    inter, area_a, area_b = _intersection(a, b)
+    smaller = np.minimum(area_a[:, None], area_b[None, :])
+    return np.where(smaller > 0, inter / np.maximum(smaller, 1e-9), 0.0).astype(np.float32)
 
 
 def keypoint_oks(kp_a: np.ndarray, score_a: np.ndarray, kp_b: np.ndarray, score_b: np.ndarray,
@@ -100,6 +118,14 @@ class PoseTracker:
         reid_distance: second stage for tracks that lost their person (occlusion, missed
             detections): an unmatched detection whose box centre lies within this many track
             heights of the track's last centre, at a similar height, takes the track back.
+        box_overlap: second stage for tracks left without a match: a detection left over whose
+            box overlaps the track's box by at least this fraction of the smaller of the two
+            takes the track, whatever the poses say, so a person who stays in place keeps the
+            id when the estimator reads the pose differently (a lying body read upside down,
+            joints lost so the box shrinks). Never overrides a match of the first stage; None
+            turns it off.
+        flip_invariant: OKS is also taken against the detection with left and right swapped,
+            and the better of the two counts.
 
     The defaults were chosen on synthetic motion of real COCO people (jitter, misses, crossing).
 
@@ -110,7 +136,8 @@ class PoseTracker:
                  min_similarity: float = 0.2, new_track_score: float = 0.3,
                  keypoint_threshold: float = 0.2, oks_weight: float = 0.7,
                  predict_motion: bool = True, velocity_smoothing: float = 0.3,
-                 iou_buffer: float = 0.3, reid_distance: float = 0.5) -> None:
+                 iou_buffer: float = 0.3, reid_distance: float = 0.5,
+                 box_overlap: float | None = 0.7, flip_invariant: bool = True) -> None:
         fps = fps if fps and fps > 0 else 30.0
         self.max_missed = int(round(2.0 * fps)) if max_missed is None else int(max_missed)
         self.reid_distance = reid_distance
@@ -121,6 +148,8 @@ class PoseTracker:
         self.predict_motion = predict_motion
         self.velocity_smoothing = velocity_smoothing
         self.iou_buffer = iou_buffer
+        self.box_overlap = box_overlap
+        self.flip_invariant = flip_invariant
         self.reset()
 
     def reset(self) -> None:
@@ -147,8 +176,13 @@ class PoseTracker:
         area = (np.prod(wh_t, axis=1)[:, None] + np.prod(wh_d, axis=1)[None, :]) / 2.0
         oks, n = keypoint_oks(t_kps, t_scores, poses.keypoints, poses.scores, area,
                               self.keypoint_threshold)
+        if self.flip_invariant:
+            flipped, n_flipped = keypoint_oks(t_kps, t_scores, poses.keypoints[:, _COCO_FLIP],
+                                              poses.scores[:, _COCO_FLIP], area, self.keypoint_threshold)
+            oks, n = np.maximum(oks, flipped), np.maximum(n, n_flipped)
         w = self.oks_weight
-        return np.where(n > 0, w * oks + (1.0 - w) * iou, iou).astype(np.float32)
+        sim = np.where(n > 0, w * oks + (1.0 - w) * iou, iou)
+        return sim.astype(np.float32)
 
     def update(self, poses: FramePoses) -> FramePoses:
         """Track the next frame's detections; returns them with ``track_ids`` filled.
@@ -168,6 +202,7 @@ class PoseTracker:
                 if sim[r, c] >= self.min_similarity:
                     self._match(self.tracks[r], poses, c, frame)
                     ids[c] = self.tracks[r].id
+            self._rematch_by_box(poses, ids, frame)
             self._reidentify(poses, ids, frame)
         # New tracks, strongest detection first so ids follow confidence within a frame.
         for c in np.argsort(-poses.box_scores, kind="stable"):
@@ -182,6 +217,21 @@ class PoseTracker:
         out.track_ids = ids[keep]
         return out
 
+    def _rematch_by_box(self, poses: FramePoses, ids: np.ndarray, frame: int) -> None:
+        """Tracks seen last frame but unmatched now take a free detection that stays in their
+        box: overlap over the smaller box's area >= ``box_overlap`` (Hungarian on it)."""
+        live = [t for t in self.tracks if t.last_seen == frame - 1]
+        free = np.flatnonzero(ids < 0)
+        if self.box_overlap is None or not live or not len(free):
+            return
+        overlap = box_overlap_of_smaller(np.stack([t.box for t in live]), poses.boxes[free])
+        rows, cols = linear_sum_assignment(np.where(overlap >= self.box_overlap, overlap, 0.0),
+                                           maximize=True)
+        for r, c in zip(rows, cols):
+            if overlap[r, c] >= self.box_overlap:
+                self._match(live[r], poses, free[c], frame)
+                ids[free[c]] = live[r].id
+
     def _reidentify(self, poses: FramePoses, ids: np.ndarray, frame: int) -> None:
         """Match lost tracks (not seen last frame) to the detections left, by centre distance
         relative to body height: after an occlusion the pose and box have changed too much for
@@ -192,11 +242,12 @@ class PoseTracker:
             return
         t_box = np.stack([t.box for t in lost]) + np.tile(np.stack([t.shift(frame) for t in lost]), 2)
         d_box = poses.boxes[free]
-        t_h = np.maximum(t_box[:, 3] - t_box[:, 1], 1.0)[:, None]
-        d_h = np.maximum(d_box[:, 3] - d_box[:, 1], 1.0)[None, :]
+        # Body size as the box's longer side, so that lying and side-view bodies count fully.
+        t_size = np.maximum((t_box[:, 2:] - t_box[:, :2]).max(1), 1.0)[:, None]
+        d_size = np.maximum((d_box[:, 2:] - d_box[:, :2]).max(1), 1.0)[None, :]
         dist = np.linalg.norm(((t_box[:, None, :2] + t_box[:, None, 2:]) - (d_box[None, :, :2] + d_box[None, :, 2:])) / 2, axis=-1)
-        sim = 1.0 - dist / (self.reid_distance * t_h)
-        sim[(d_h / t_h > 1.5) | (t_h / d_h > 1.5)] = 0.0
+        sim = 1.0 - dist / (self.reid_distance * t_size)
+        sim[(d_size / t_size > 1.5) | (t_size / d_size > 1.5)] = 0.0
         rows, cols = linear_sum_assignment(np.maximum(sim, 0.0), maximize=True)
         for r, c in zip(rows, cols):
             if sim[r, c] > 0:
