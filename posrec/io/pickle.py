@@ -288,6 +288,9 @@ def merge_datasets(paths: Iterable[str | os.PathLike],
         for key, value in shard.items():
             if key in ("split", "annotations"):
                 continue
+            if key == "failed" and isinstance(value, list):  # extract's failed clips: all shards'
+                merged.setdefault(key, []).extend(v for v in value if v not in merged[key])
+                continue
             if key not in merged:
                 merged[key] = value
                 key_origin[key] = p
