@@ -105,3 +105,15 @@ def test_cache_key_follows_clip_estimator_and_options(tmp_path, clips):
     st = clip.stat()
     os.utime(clip, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the clip was replaced
     assert key != extract_module.cache_key(clip, light, None)
+
+
+def test_merged_shards_keep_every_failed_clip(tmp_path):
+    """Shard files as extract writes them (tiny synthetic annotations: only the lists matter)."""
+    from posrec.io.pickle import merge_datasets, save_dataset
+
+    for i, failed in enumerate((["x.mp4: cannot open"], ["y.mp4: cannot open"])):
+        ann = {"frame_dir": f"clip{i}", "total_frames": 1, "img_shape": (4, 4),
+               "keypoint": np.zeros((1, 1, 17, 2), np.float32), "keypoint_score": np.zeros((1, 1, 17), np.float32)}
+        save_dataset({"split": {"all": [f"clip{i}"]}, "annotations": [ann], "failed": failed}, tmp_path / f"p{i}.pkl")
+    merged = merge_datasets([tmp_path / "p0.pkl", tmp_path / "p1.pkl"])
+    assert merged["failed"] == ["x.mp4: cannot open", "y.mp4: cannot open"]
