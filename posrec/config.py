@@ -214,14 +214,7 @@ def _check(cfg: Config, where: str) -> None:
         raise bad("data.fps", "must be set for data.sampling: window")
     if not cfg.data.feats:
         raise bad("data.feats", "must name at least one stream")
-    if cfg.data.val_split is not None and cfg.data.val_split in (cfg.data.test_split,
-                                                                 cfg.data.train_split):
-        which = "test" if cfg.data.val_split == cfg.data.test_split else "training"
-        raise bad("data.val_split", f"is the {which} split '{cfg.data.val_split}': validation "
-                                    f"must be apart from it (leave val_split unset to carve it "
-                                    f"from the training split)")
-    if not 0 <= cfg.data.val_fraction < 1:
-        raise bad("data.val_fraction", f"must be in [0, 1), got {cfg.data.val_fraction}")
+    _check_validation(cfg.data, bad)
     if cfg.train.test_checkpoint not in ("last", "best"):
         raise bad("train.test_checkpoint",
                   f"must be last or best, got {cfg.train.test_checkpoint!r}")
@@ -258,6 +251,17 @@ def _check(cfg: Config, where: str) -> None:
     for k in ("drop", "flip", "truncate", "swap", "frame_drop"):
         if getattr(cfg.data.augment, k) > 1:
             raise bad(f"data.augment.{k}", "is a probability and must be at most 1")
+
+
+def _check_validation(d: DataConfig, bad) -> None:
+    """Validation is never the test split (nor the training split)."""
+    if d.val_split is not None and d.val_split in (d.test_split, d.train_split):
+        which = "test" if d.val_split == d.test_split else "training"
+        raise bad("data.val_split", f"is the {which} split '{d.val_split}': validation must be "
+                                    f"apart from it (leave val_split unset to carve it from the "
+                                    f"training split)")
+    if not 0 <= d.val_fraction < 1:
+        raise bad("data.val_fraction", f"must be in [0, 1), got {d.val_fraction}")
 
 
 def apply_overrides(raw: dict, overrides: Sequence[str], where: str = "--set") -> dict:

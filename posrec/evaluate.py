@@ -140,14 +140,18 @@ def evaluate(cfg: Config, checkpoint: str | os.PathLike, out_dir: str | os.PathL
     from posrec.splits import load_data
 
     dev = _dev or Dist(cfg.train.device)
+    threads = torch.get_num_threads()
     try:
+        if _dev is None:  # called on its own: the thread rule of training (posrec.train)
+            from posrec.train import choose_threads
+
+            torch.set_num_threads(choose_threads(cfg.train.threads, dev.world))
         path = Path(checkpoint)
         split = split or cfg.data.test_split
         ck = dev.on_main(lambda: load_checkpoint(path))
         check_not_selected_on(ck, split, path)
         out = Path(out_dir) if out_dir is not None else default_out_dir(path, split)
-        if dev.main:
-            check_free(out)
+        dev.on_main(lambda: check_free(out))  # before the work; its error reaches every rank
         data = load_data(cfg, extra=(split,)) if _data is None else _data
         ds, spec = _checked_dataset(ck, cfg, data, split, path)
         model = build_from(ck)
@@ -170,6 +174,7 @@ def evaluate(cfg: Config, checkpoint: str | os.PathLike, out_dir: str | os.PathL
         return metrics
     finally:
         if _dev is None:
+            torch.set_num_threads(threads)
             dev.close()
 
 

@@ -298,7 +298,9 @@ def _finish(r: _Run) -> dict:
     which = r.run / ("best.pt" if t.test_checkpoint == "best" and r.best["best_epoch"] else
                      "last.pt")
     res_dir = default_out_dir(which, cfg.data.test_split)
-    done = dev.on_main(lambda: _earlier_test(res_dir, which, row.get("epoch")))
+    # a finished run that is resumed keeps the final test it already has
+    done = dev.on_main(lambda: _earlier_test(res_dir, which, row.get("epoch"))) \
+        if r.start >= t.epochs else None
     res = done if done is not None else evaluate(cfg, which, res_dir, _dev=dev, _data=r.data)
     out.update({f"test_{k}": res[k] for k in ("top1", "top5", "mean_class_acc")})
     return out

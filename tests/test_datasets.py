@@ -14,6 +14,7 @@ import scipy.io
 
 from posrec.data.dataset import SkeletonDataset, check_layout
 from posrec.errors import PosrecError
+from posrec.io import pickle as pk
 from posrec.io.datasets import convert, dataset_info, detect_format, format_dataset_info
 from posrec.io.ntu import ntu_splits, parse_ntu_name, parse_skeleton_file, read_ntu, read_ntu_skeleton
 from posrec.io.penn import PENN_CLASSES, read_penn_mat
@@ -31,7 +32,6 @@ def penn(shared_data: Path) -> dict:
 
 @pytest.fixture(scope="session")
 def ucla(shared_data: Path) -> dict:
-    pytest.importorskip("posrec.io.pickle")  # the val_label.pkl check uses the restricted unpickler
     return convert(shared_data / UCLA, "nwucla")
 
 
@@ -97,10 +97,12 @@ def test_nwucla_cross_view(ucla):
     lengths = [x["total_frames"] for x in annos]
     assert (min(lengths), int(np.median(lengths)), max(lengths)) == (1, 31, 201)
     assert by["a12_s01_e00_v01"]["label"] == 9  # a12 (carry) is the tenth class
+    # the subject of aXX_sYY_eZZ_vNN, which the validation carve groups by: the 10 of MANIFEST
+    assert by["a12_s01_e00_v01"]["subject"] == 1 and by["a01_s10_e00_v03"]["subject"] == 10
+    assert sorted({x["subject"] for x in annos}) == list(range(1, 11))
 
 
 def test_nwucla_val_label_mismatch(tmp_path, shared_data):
-    pk = pytest.importorskip("posrec.io.pickle")
     src = shared_data / UCLA / "all_sqe"
     for n in ("a01_s01_e00_v01", "a01_s01_e00_v02", "a01_s01_e00_v03"):
         shutil.copy(src / f"{n}.json", tmp_path)
@@ -235,7 +237,6 @@ def test_ntu_standard_split_rules():
 # --- pickles, info, dispatcher -------------------------------------------------------------------
 
 def test_pyskl_pickle_round_trip(penn, tmp_path):
-    pk = pytest.importorskip("posrec.io.pickle")
     keep = set(penn["split"]["train"][:20] + penn["split"]["test"][:10])
     small = {"split": {k: [x for x in v if x in keep] for k, v in penn["split"].items()},
              "annotations": [a for a in penn["annotations"] if a["frame_dir"] in keep],
@@ -257,7 +258,6 @@ def test_pyskl_pickle_round_trip(penn, tmp_path):
 
 
 def test_foreign_pickle_gets_layout(tmp_path):
-    pk = pytest.importorskip("posrec.io.pickle")
     rng = np.random.default_rng(0)
     annos = [dict(frame_dir=f"clip{i}", label=i, img_shape=(480, 640), original_shape=(480, 640),
                   total_frames=8, keypoint=rng.uniform(0, 400, (1, 8, 17, 2)).astype(np.float16),

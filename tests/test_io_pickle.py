@@ -200,3 +200,23 @@ def test_merge_shards(dataset, tmp_path):
     b["classes"] = ["other"]
     save_dataset(b, tmp_path / "b.pkl")
     assert "disagree on 'classes'" in _one_line_error(merge_datasets, [tmp_path / "a.pkl", tmp_path / "b.pkl"])
+
+
+def test_library_writers_never_overwrite_their_inputs(dataset, tmp_path):
+    """The protection lives in the functions, not only in the CLI."""
+    a = {**dataset, "split": {"train": [dataset["annotations"][0]["frame_dir"]]},
+         "annotations": dataset["annotations"][:1]}
+    b = {**dataset, "split": {"train": [dataset["annotations"][1]["frame_dir"]]},
+         "annotations": dataset["annotations"][1:2]}
+    save_dataset(a, tmp_path / "a.pkl")
+    save_dataset(b, tmp_path / "b.pkl")
+    before = (tmp_path / "a.pkl").read_bytes()
+    os.symlink(tmp_path / "a.pkl", tmp_path / "link.pkl")
+    for out in (tmp_path / "a.pkl", tmp_path / "link.pkl"):
+        msg = _one_line_error(merge_datasets, [tmp_path / "a.pkl", tmp_path / "b.pkl"], out)
+        assert "refusing to overwrite the input" in msg
+    with pytest.raises(PosrecError, match="refusing to overwrite the input"):
+        save_dataset(b, tmp_path / "a.pkl", inputs=[tmp_path / "a.pkl"])
+    assert (tmp_path / "a.pkl").read_bytes() == before
+    merged = merge_datasets([tmp_path / "a.pkl", tmp_path / "b.pkl"], tmp_path / "ab.pkl")
+    assert load_dataset(tmp_path / "ab.pkl")["split"] == merged["split"]

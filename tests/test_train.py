@@ -448,10 +448,13 @@ def test_epochs_without_validation_log_none_and_no_val_split_means_last(penn, tm
     assert "val top1" not in lines[0] and "nan" not in lines[0] and "val top1" in lines[1]
     # val_fraction 0: every training clip trains, nothing validates, only last.pt; the final
     # test scores last.pt into test_last/
-    m = train(tiny(penn, tmp_path / "b", train__epochs=1, data__val_fraction=0,
-                   train__final_test=True))
+    cfg = tiny(penn, tmp_path / "b", train__epochs=1, data__val_fraction=0,
+               train__final_test=True)
+    m = train(cfg)
     assert m["val_top1"] is None and m["best_epoch"] == 0 and 0 <= m["test_top1"] <= 1
     assert not (tmp_path / "b" / "best.pt").exists()
     saved = json.loads((tmp_path / "b" / "test_last" / "metrics.json").read_text())
     assert saved["selected_on"]["rule"] == "last epoch" and saved["top1"] == m["test_top1"]
     assert "no validation" in (tmp_path / "b" / "train.log").read_text()
+    # resuming the finished run gives its result again, from the test it already has
+    assert train(cfg, resume=True) == m
