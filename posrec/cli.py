@@ -91,7 +91,16 @@ def cmd_data_info(args) -> None:
     print(json.dumps(info, indent=1) if args.json else format_dataset_info(info))
 
 
+def _passive_openmp() -> None:
+    # Before torch loads OpenMP: threads that sleep when idle instead of spinning keep training
+    # from collapsing beside a busy neighbour (benchmarks/RESULTS.md, "Threads"), and let
+    # posrec.train use every core by default.
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def cmd_train(args) -> None:
+    _passive_openmp()
     from posrec.config import load_config
     from posrec.train import train
 
@@ -105,6 +114,7 @@ def _metrics_line(m: dict) -> str:
 
 
 def cmd_test(args) -> None:
+    _passive_openmp()
     from posrec.config import load_config
     from posrec.evaluate import evaluate
 

@@ -14,8 +14,11 @@ Under ``torchrun`` (``WORLD_SIZE`` > 1) each process trains on its shard (Distri
 gradients are averaged by DDP, metrics and scores are gathered, and only rank 0 writes.
 
 Threads: ``train.threads`` if set; else, with ``OMP_NUM_THREADS`` set, what torch has; else
-``min(torch's current count, DEFAULT_THREADS)`` per process, so a caller's
-``torch.set_num_threads(1)`` holds. The default is measured by ``benchmarks/bench_threads.py``.
+the cores shared among the processes if OpenMP threads sleep when idle
+(``OMP_WAIT_POLICY=PASSIVE``, which ``posrec train`` and ``posrec test`` set before torch loads)
+and one thread if they spin (OpenMP's default), never more than the caller already set with
+``torch.set_num_threads``. Spinning threads beside a busy neighbour made a training step 10
+times slower than one thread; sleeping ones did not (``benchmarks/bench_threads.py``).
 """
 
 from __future__ import annotations
@@ -48,7 +51,6 @@ METRIC_FIELDS = ("epoch", "train_loss", "train_acc", "val_top1", "val_top5", "lr
 # Config keys that may change between a run and its resumption without changing its result.
 _RESUME_FREE = {"num_workers", "threads", "device", "final_test", "test_batch_size",
                 "test_checkpoint"}
-DEFAULT_THREADS = 1  # per process; see the module docstring and benchmarks/RESULTS.md
 
 
 def choose_threads(explicit: int | None, world: int = 1) -> int:
@@ -57,8 +59,10 @@ def choose_threads(explicit: int | None, world: int = 1) -> int:
         return explicit
     if os.environ.get("OMP_NUM_THREADS"):
         return torch.get_num_threads()
-    return max(1, min(torch.get_num_threads(), DEFAULT_THREADS,
-                      (os.cpu_count() or 1) // world))
+    share = max(1, (os.cpu_count() or 1) // world)
+    if os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
+        share = 1  # spinning OpenMP threads collapse when another process wants the cores
+    return max(1, min(torch.get_num_threads(), share))
 
 
 def train(cfg: Config, resume: bool = False,

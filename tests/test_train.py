@@ -458,3 +458,29 @@ def test_epochs_without_validation_log_none_and_no_val_split_means_last(penn, tm
     assert "no validation" in (tmp_path / "b" / "train.log").read_text()
     # resuming the finished run gives its result again, from the test it already has
     assert train(cfg, resume=True) == m
+
+
+# --- threads -------------------------------------------------------------------------------------
+
+
+def test_thread_choice_respects_explicit_choices(monkeypatch):
+    from posrec.train import choose_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert choose_threads(3) == 3                        # train.threads wins
+        monkeypatch.setattr(os, "cpu_count", lambda: 8)
+        assert choose_threads(None) == 1                     # spinning OpenMP: one thread
+        monkeypatch.setenv("OMP_WAIT_POLICY", "passive")
+        assert choose_threads(None) == 2                     # sleeping: all torch has, up to cores
+        assert choose_threads(None, world=8) == 1            # shared among torchrun processes
+        torch.set_num_threads(1)
+        assert choose_threads(None) == 1                     # the caller's set_num_threads holds
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        torch.set_num_threads(2)
+        assert choose_threads(None) == 2                     # OMP_NUM_THREADS: torch's count
+    finally:
+        torch.set_num_threads(before)
