@@ -26,11 +26,11 @@ from typing import Any, Sequence
 import yaml
 
 from posrec.errors import PosrecError
+from posrec.data.streams import FEATS
 from posrec.io.datasets import FORMATS
 from posrec.models import ARCHS
 from posrec.paths import shared_data_dir
 
-FEATS = ("j", "b", "jm", "bm")
 # YAML 1.2 core-schema floats, which YAML 1.1 (PyYAML) reads as strings when they lack a dot
 _YAML12_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 

@@ -9,6 +9,8 @@ import numpy as np
 from posrec.data._common import _f32, _layout_name, _present, layout_parents
 from posrec.errors import PosrecError
 
+FEATS = ("j", "b", "jm", "bm")  # the input streams (configs check data.feats against this)
+
 
 class PadPersons:
     """Exactly M people: keep the first M (readers order people by importance) or pad with
@@ -75,7 +77,7 @@ class GenSkeFeat:
     """
 
     def __init__(self, layout: str | None = None, feats: Sequence[str] = ("j",)):
-        bad = [f for f in feats if f not in ("j", "b", "jm", "bm")]
+        bad = [f for f in feats if f not in FEATS]
         if bad or not feats:
             raise PosrecError(f"unknown input stream(s) {bad or list(feats)}; use j, b, jm, bm")
         self.feats, self.layout = tuple(feats), layout
