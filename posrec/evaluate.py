@@ -291,7 +291,8 @@ def ensemble(score_files: Sequence[str | os.PathLike], weights: Sequence[float] 
     streams = []
     for p, r, w in zip(score_files, runs, weights):
         s, y = np.asarray(r["scores"]), np.asarray(r["labels"])
-        if sorted(r["frame_dirs"]) != sorted(ref["frame_dirs"]) or s.shape != fused.shape:
+        if sorted(r["frame_dirs"]) != sorted(ref["frame_dirs"]) or s.shape != fused.shape or \
+                list(r.get("class_names") or []) != list(ref.get("class_names") or []):
             raise PosrecError(f"ensemble: {p} scores other clips or classes than "
                               f"{score_files[0]}")
         idx = np.array([order[fd] for fd in r["frame_dirs"]])

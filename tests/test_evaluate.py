@@ -87,3 +87,7 @@ def test_ensemble_refuses_to_write_over_its_input(tmp_path, capsys):
         [str(tmp_path / "a"), str(tmp_path / "b")]
     with pytest.raises(PosrecError, match="already holds a result"):
         ensemble([tmp_path / "a", tmp_path / "b"], out_dir=tmp_path / "ab")
+    save_pickle({"scores": SCORES, "labels": LABELS, "frame_dirs": [f"c{i}" for i in range(5)],
+                 "class_names": ["a", "b", "c", "x"]}, tmp_path / "other.pkl")
+    with pytest.raises(PosrecError, match="other clips or classes"):
+        ensemble([tmp_path / "a", tmp_path / "other.pkl"])
