@@ -157,33 +157,12 @@ import av  # noqa: E402
 import posrec.io.video as video_module  # noqa: E402
 import posrec.io.video_write as video_write_module  # noqa: E402
 from posrec.io.video import VideoEncodeWarning  # noqa: E402
+from video_clips import make_clip  # noqa: E402
 
 
 def _real_frames(path, n):
     with open_video(path) as video:
         return [f for _, f in zip(range(n), video)]
-
-
-def make_clip(path, frames, pts_ms=None, rotation=0, fps=30):
-    """A test clip written with PyAV from real frames: ``pts_ms`` gives each frame's time in
-    milliseconds (irregular: a variable-frame-rate clip); ``rotation`` is a display-matrix
-    rotation in degrees counter-clockwise, as phones record portrait video."""
-    from fractions import Fraction
-
-    h, w = frames[0].shape[:2]
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.codec_context.time_base = Fraction(1, 1000)
-        if rotation:
-            stream.set_display_rotation(rotation)
-        for i, f in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(f, format="rgb24")
-            frame.pts = pts_ms[i] if pts_ms is not None else round(i * 1000 / fps)
-            frame.time_base = Fraction(1, 1000)
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return path
 
 
 def test_written_video_is_h264_mp4_with_index_first(basketball, tmp_path):

@@ -8,7 +8,6 @@ import json
 import re
 import subprocess
 import sys
-from fractions import Fraction
 
 import av
 import cv2
@@ -17,6 +16,7 @@ import pytest
 
 from posrec.cli import main
 from posrec.io.video import open_video, write_video
+from video_clips import make_clip, real_frames
 
 
 def run(capsys, *args):
@@ -29,31 +29,6 @@ def one_error_line(code, err, pattern):
     assert code == 2, err
     lines = [l for l in err.strip().splitlines() if l.strip()]
     assert len(lines) == 1 and lines[0].startswith("posrec: error:") and pattern in lines[0], err
-
-
-def real_frames(path, n, size=None):
-    with open_video(path) as video:
-        frames = [f for _, f in zip(range(n), video)]
-    return [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames] if size else frames
-
-
-def make_clip(path, frames, pts_ms=None, rotation=0, fps=30):
-    """H.264 clip from frames; ``pts_ms`` per-frame times in ms; ``rotation`` a display-matrix
-    rotation (degrees counter-clockwise) as a phone writes for portrait video."""
-    h, w = frames[0].shape[:2]
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.codec_context.time_base = Fraction(1, 1000)
-        if rotation:
-            stream.set_display_rotation(rotation)
-        for i, f in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(f, format="rgb24")
-            frame.pts = pts_ms[i] if pts_ms is not None else round(i * 1000 / fps)
-            frame.time_base = Fraction(1, 1000)
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return path
 
 
 def keypoints(doc_frame):
