@@ -65,6 +65,74 @@ def cmd_extract(args) -> int:
     return 1 if ds.get("failed") else 0  # 1: written, but some clips could not be decoded
 
 
+def cmd_label(args) -> int:
+    from posrec.estimate.stream import check_device
+    from posrec.label import default_out_dir, label_tree, label_video
+    from posrec.timeline import summarize
+
+    _threads(args.threads)
+    check_device(args.device)
+    if args.camera is None and len(args.paths) != 1:
+        raise PosrecError("give one video or folder, or --camera N")
+    every = args.every if args.every == "auto" else _positive_int("--every", args.every)
+    opts = dict(model=args.model, estimator=_label_estimator(args), window=args.window,
+                stride=args.stride, threshold=args.threshold, every=every, batch=args.batch,
+                write_video=not args.no_video, overlay_size=args.overlay_size)
+    if args.camera is not None:
+        out = Path(args.out) if args.out else default_out_dir(args.camera)
+        res = label_video(args.camera, out_dir=out, show=True, rolling=True, **opts)
+        print(summarize(res.timeline, res.duration))
+        return 0
+    path = Path(args.paths[0])
+    if path.is_dir():
+        if args.show:
+            raise PosrecError("--show labels one video at a time; give a video, not a folder")
+        tree = label_tree(path, Path(args.out or "label_out"), shard=args.shard, **opts)
+        print(f"{len(tree.done)} labelled, {len(tree.skipped)} already done, "
+              f"{len(tree.failed)} failed -> {tree.summary}")
+        for line in tree.failed:
+            print(f"posrec: failed: {line}", file=sys.stderr)
+        return 1 if tree.failed else 0
+    out = Path(args.out) if args.out else default_out_dir(path)
+    res = label_video(path, out_dir=out, show=args.show, **opts)
+    print(summarize(res.timeline, res.duration))
+    print(f"-> {out}/ ({', '.join(p.name for p in res.files)})")
+    return 0
+
+
+def _positive_int(name: str, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise PosrecError(f"{name} must be a positive integer or 'auto', got {text!r}") from None
+    if value < 1:
+        raise PosrecError(f"{name} must be a positive integer or 'auto', got {text!r}")
+    return value
+
+
+def _label_estimator(args):
+    from posrec.estimate.estimators import load_estimator
+
+    return load_estimator(args.estimator, follow_person=args.estimator in ("lightning", "thunder"),
+                          device=args.device)
+
+
+def cmd_models(args) -> None:
+    from posrec.action_model import DEFAULT_MODEL, shipped_models
+
+    for name, card in shipped_models().items():
+        spec = card["pipeline"]
+        acc = card.get("accuracy", {})
+        figures = ", ".join(f"{split} {v['clean']['top1']:.1%}" for split, v in acc.items()
+                            if split.startswith("test") and "clean" in v)
+        print(f"{name}{' (default)' if name == DEFAULT_MODEL else ''}: {card['num_classes']} "
+              f"classes, {spec['layout']}, {card['window_seconds']:g} s windows at "
+              f"{spec['fps']:g} fps, threshold {card['threshold']:g}; test top-1 {figures}")
+        print("    " + ", ".join(card["class_names"]))
+    print("--model also takes a posrec checkpoint (runs/<run>/best.pt) or a PYSKL/MMAction2 "
+          "GCN checkpoint (pyskl:FILE.pth, COCO-17 joints)")
+
+
 def cmd_data_merge(args) -> None:
     from posrec.io.pickle import merge_datasets
 
@@ -212,6 +280,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_ensemble)
 
     from posrec.io.datasets import FORMATS
+
+    p = sub.add_parser("label", help="who does what, when: label every person of a video",
+                       description="Estimate and track everyone's skeleton, classify sliding "
+                                   "windows of each person's track and write a per-person "
+                                   "timeline (CSV, JSON, PNG), the skeletons and an overlay "
+                                   "video. A folder labels every video in its tree into "
+                                   "OUT/<relative path>/ plus OUT/summary.csv, resuming where "
+                                   "it stopped.")
+    p.add_argument("paths", nargs="*", metavar="VIDEO_OR_DIR")
+    p.add_argument("-o", "--out", help="run directory (default label_out/<video stem>/; for a "
+                                       "folder: label_out/)")
+    p.add_argument("--model", default="posrec-actions-27",
+                   help="action model: a shipped name (see `posrec models`), a posrec "
+                        "checkpoint, or pyskl:FILE.pth (default posrec-actions-27)")
+    p.add_argument("--estimator", choices=ESTIMATOR_CHOICES, default="multipose",
+                   help="keypoint estimator (default multipose: finds everyone; lightning/"
+                        "thunder follow one person)")
+    p.add_argument("--window", type=float, help="window length in seconds (default: the model's)")
+    p.add_argument("--stride", type=float, help="seconds between windows (default: the model's)")
+    p.add_argument("--threshold", type=float,
+                   help="calibrated probability under which a window is 'no action' "
+                        "(default: the model card's)")
+    p.add_argument("--every", default="auto",
+                   help="estimate poses on every N-th frame (default auto: as sparse as the "
+                        "model's frame rate allows)")
+    p.add_argument("--batch", type=int, default=8, help="frames per estimator call (default 8)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--overlay-size", metavar="720p", help="scale the overlay video down")
+    p.add_argument("--no-video", action="store_true", help="no overlay video")
+    p.add_argument("--show", action="store_true", help="show the overlay live ('q' quits)")
+    p.add_argument("--camera", type=int, metavar="N", help="label webcam N live (rolling window)")
+    p.add_argument("--shard", metavar="I/N", help="folders: label every N-th video from the "
+                                                  "I-th ('auto': torchrun / Slurm array)")
+    p.set_defaults(func=cmd_label)
+
+    p = sub.add_parser("models", help="list the shipped action models and what --model takes")
+    p.set_defaults(func=cmd_models)
 
     data = sub.add_parser("data", help="skeleton dataset files: convert, info, merge")
     dsub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")

@@ -54,3 +54,23 @@ def draw_poses(image: np.ndarray, poses: FramePoses, min_score: float = 0.2,
 
 def _pt(xy) -> tuple[int, int]:
     return int(round(float(xy[0]))), int(round(float(xy[1])))
+
+
+def draw_labels(image: np.ndarray, poses: FramePoses, labels, scale: float = 1.0) -> np.ndarray:
+    """Write each person's action label and score under their box, in place; ``labels`` holds
+    ``(label, score)`` or None per person of ``poses``."""
+    for i, lab in enumerate(labels):
+        if lab is None:
+            continue
+        tid = int(poses.track_ids[i])
+        color = PALETTE[(tid if tid >= 0 else i) % len(PALETTE)]
+        box = poses.boxes[i] * scale
+        line, _, font, font_width = _marks(box)
+        text = f"{lab[0]} {lab[1]:.2f}"
+        (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, font_width)
+        x = int(np.clip(box[0], 0, max(0, image.shape[1] - w)))
+        y = int(np.clip(box[3] + h + 2 * line, h, image.shape[0] - base))
+        cv2.rectangle(image, (x, y - h - line), (x + w, y + base), color, -1)
+        cv2.putText(image, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, font, (255, 255, 255),
+                    font_width, cv2.LINE_AA)
+    return image

@@ -83,13 +83,16 @@ def spec_from_config(cfg: Any, dim: int) -> InputSpec:
 
 
 def build_transform(spec: InputSpec, train: bool = False, num_clips: int = 1,
-                    augment: Any = None, test_flip: bool = False):
+                    augment: Any = None, test_flip: bool = False, noisy: bool = False):
     """The transform chain of ``spec``: annotation dict -> ``keypoint`` float32 tensor
     (num_clips, M, clip_len, V, C), C = 3 * len(feats) in 2D.
 
     ``train`` samples at random and applies ``augment`` (a
     :class:`posrec.config.AugmentConfig`; 0 switches each off); otherwise ``num_clips`` clips are
-    taken deterministically and ``test_flip`` adds each clip's mirror. Image and body
+    taken deterministically and ``test_flip`` adds each clip's mirror; ``noisy`` keeps
+    ``augment``'s estimator-noise transforms at test time too (jitter, drops, frame drops,
+    truncation, left/right swaps; not the geometric ones), to score a model under the
+    estimator noise model. Image and body
     normalisation run on the whole sequence before sampling (PYSKL's order); person
     normalisation runs per clip after sampling and after the estimator-noise augmentations,
     as the labeller sees one window of a track at a time.
@@ -101,6 +104,7 @@ def build_transform(spec: InputSpec, train: bool = False, num_clips: int = 1,
     from posrec.data.transforms import Compose
 
     a = augment if train else None
+    noise = augment if (train or noisy) else None
     ops: list = []
     if spec.normalize == "image":
         ops.append(N.PreNormalize2D(threshold=spec.min_score))
@@ -113,15 +117,16 @@ def build_transform(spec: InputSpec, train: bool = False, num_clips: int = 1,
     else:
         ops.append(S.UniformSample(clip_len=spec.clip_len, num_clips=num_clips,
                                    test_mode=not train))
+    if noise is not None:
+        if noise.noise or noise.drop:
+            ops.append(A.EstimatorNoise(sigma=noise.noise, drop_prob=noise.drop))
+        if noise.frame_drop:
+            ops.append(A.FrameDrop(p=noise.frame_drop))
+        if noise.truncate:
+            ops.append(A.RandomTruncate(spec.layout, p=noise.truncate))
+        if noise.swap:
+            ops.append(A.RandomSwapLR(spec.layout, p=noise.swap))
     if a is not None:
-        if a.noise or a.drop:
-            ops.append(A.EstimatorNoise(sigma=a.noise, drop_prob=a.drop))
-        if a.frame_drop:
-            ops.append(A.FrameDrop(p=a.frame_drop))
-        if a.truncate:
-            ops.append(A.RandomTruncate(spec.layout, p=a.truncate))
-        if a.swap:
-            ops.append(A.RandomSwapLR(spec.layout, p=a.swap))
         if a.flip:
             ops.append(A.RandomFlip(p=a.flip, layout=spec.layout))
     if spec.normalize == "person":

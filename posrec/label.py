@@ -1,0 +1,431 @@
+"""The end-to-end labeller: video in, who does what and when out.
+
+``frames (decoded ahead) -> estimator (MultiPose by default) -> tracker -> per-person skeleton
+tracks -> windows (seconds, resampled to the model's frame rate) -> recogniser (batched across
+people and windows) -> calibrated per-window probabilities -> per-person timeline``.
+
+Frames are never all in memory: the overlay video is drawn a little behind the stream (a
+window's half plus one stride, so each person's label is known when their frame is drawn) and
+only those frames are held; the skeletons of the whole video are kept (small). Times come from
+the video's own timestamps.
+
+Outputs, in one run directory (default ``label_out/<video stem>/``): ``timeline.csv`` /
+``timeline.json`` (track id, start, end, label, score), ``windows.csv`` (every classified
+window with its probabilities), ``skeletons.pkl`` (the video's skeleton dataset file),
+``<stem>_label.mp4`` (overlay: skeletons, ids, each person's current label and score),
+``timeline.png``, and ``label.json`` (settings and summary, written last: a run directory
+without it is unfinished).
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+
+from posrec.action_model import DEFAULT_MODEL, ActionModel, load_action_model
+from posrec.errors import PosrecError
+from posrec.estimate.types import FramePoses
+from posrec.windows import TrackStore, WindowCutter, window_annotation
+
+NO_ACTION = "no action"
+
+
+@dataclass
+class LabelResult:
+    """What :func:`label_video` found.
+
+    ``timeline``: DataFrame track_id, start, end, label, score (seconds). ``windows``: one row
+    per classified window (track_id, start, end, label, score) and ``probs`` (N, K) its
+    calibrated class probabilities over ``class_names``.
+    """
+
+    video: str
+    duration: float
+    frames: int
+    timeline: pd.DataFrame
+    windows: pd.DataFrame
+    probs: np.ndarray
+    class_names: list[str]
+    out_dir: Path | None = None
+    files: list[Path] = field(default_factory=list)
+
+
+class _Classifier:
+    """Collects windows and classifies them in batches across people and windows."""
+
+    def __init__(self, model: ActionModel, img_shape: tuple[int, int], frame_dt: float,
+                 batch: int = 32):
+        from posrec.data.pipeline import build_transform
+
+        self.model, self.img_shape, self.frame_dt, self.batch = model, img_shape, frame_dt, batch
+        self.transform = build_transform(model.spec, train=False, num_clips=1)
+        self.pending: list[tuple[int, float, float, torch.Tensor]] = []
+        self.rows: list[tuple[int, float, float]] = []
+        self.probs: list[np.ndarray] = []
+        self.by_track: dict[int, list[tuple[float, str, float]]] = {}  # (centre, label, score)
+
+    def add(self, store: TrackStore, windows: list[tuple[int, float, float]]) -> None:
+        for tid, start, end in windows:
+            anno = window_annotation(store, tid, start, end, self.model.spec, self.img_shape,
+                                     self.frame_dt)
+            if anno is not None:
+                self.pending.append((tid, start, end, self.transform(anno)["keypoint"]))
+        if len(self.pending) >= self.batch:
+            self.run()
+
+    def run(self) -> None:
+        """Classify every pending window."""
+        if not self.pending:
+            return
+        x = torch.cat([p[3] for p in self.pending])  # (N, M, T, V, C)
+        probs = self.model.probabilities(x)
+        for (tid, start, end, _), p in zip(self.pending, probs):
+            k = int(p.argmax())
+            label = self.model.class_names[k] if p[k] >= self.model.threshold else NO_ACTION
+            self.rows.append((tid, start, end))
+            self.probs.append(p)
+            bisect.insort(self.by_track.setdefault(tid, []), ((start + end) / 2, label, float(p[k])))
+        self.pending = []
+
+    def current(self, tid: int, t: float) -> tuple[str, float] | None:
+        """The label and score of the classified window of ``tid`` centred nearest ``t``."""
+        marks = self.by_track.get(tid)
+        if not marks:
+            return None
+        i = bisect.bisect_left(marks, (t,))
+        near = min(marks[max(0, i - 1):i + 1], key=lambda m: abs(m[0] - t))
+        return near[1], near[2]
+
+    def windows(self) -> tuple[pd.DataFrame, np.ndarray]:
+        probs = np.asarray(self.probs, np.float32).reshape(-1, len(self.model.class_names))
+        df = pd.DataFrame(self.rows, columns=["track_id", "start", "end"])
+        top = probs.argmax(1) if len(probs) else np.zeros(0, int)
+        score = probs[np.arange(len(probs)), top] if len(probs) else np.zeros(0)
+        df["label"] = [self.model.class_names[k] if s >= self.model.threshold else NO_ACTION
+                       for k, s in zip(top, score)]
+        df["score"] = score
+        return df.sort_values(["track_id", "start"], kind="stable").reset_index(drop=True), \
+            probs[df.index.to_numpy()] if len(df) else probs
+
+
+def _estimated(frames: Iterator[tuple[float, np.ndarray]], estimator, tracker, every: int,
+               batch: int) -> Iterator[tuple[float, np.ndarray, FramePoses | None]]:
+    """``(t, rgb, poses)`` per frame; poses on every ``every``-th frame (None in between),
+    estimated ``batch`` frames per estimator call, then tracked."""
+    if hasattr(estimator, "reset"):
+        estimator.reset()  # a new video: forget the previous one's crop
+    if getattr(estimator, "follow_person", False):
+        batch = 1
+    pending: list[tuple[float, np.ndarray, bool]] = []
+
+    def flush():
+        todo = [f for _, f, est in pending if est]
+        found = iter(estimator(todo) if todo else [])
+        for t, f, est in pending:
+            yield t, f, tracker.update(next(found)) if est else None
+
+    for i, (t, frame) in enumerate(frames):
+        pending.append((t, frame, i % every == 0))
+        if sum(e for *_, e in pending) >= batch:
+            yield from flush()
+            pending = []
+    yield from flush()
+
+
+def _every(spec_fps: float | None, video_fps: float, every: int | str) -> int:
+    """Estimate on every n-th frame: 'auto' keeps at least the model's frame rate."""
+    if every == "auto":
+        return max(1, int(video_fps // spec_fps)) if spec_fps and video_fps else 1
+    if int(every) < 1:
+        raise PosrecError(f"--every must be at least 1, got {every}")
+    return int(every)
+
+
+class _Overlay:
+    """Draws skeletons with each person's current label, ``lag`` seconds behind the stream."""
+
+    def __init__(self, writer, size: tuple[int, int], frame_width: int, lag: float,
+                 stride: float, classifier: _Classifier, display=None):
+        self.writer, self.size, self.scale = writer, size, size[0] / frame_width
+        self.lag, self.stride, self.clf, self.display = lag, stride, classifier, display
+        self.held: deque = deque()
+        self.last: FramePoses = FramePoses.empty()
+        self.quit = False
+
+    def push(self, t: float, frame: np.ndarray, poses: FramePoses | None, now: float) -> None:
+        import cv2
+
+        if poses is not None:
+            self.last = poses
+        if self.size != (frame.shape[1], frame.shape[0]):
+            frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
+        self.held.append((t, frame, self.last))
+        while self.held and self.held[0][0] <= now - self.lag:
+            self._draw(*self.held.popleft())
+
+    def close(self) -> None:
+        self.clf.run()
+        while self.held:
+            self._draw(*self.held.popleft())
+
+    def _draw(self, t: float, frame: np.ndarray, poses: FramePoses) -> None:
+        from posrec.overlay import draw_labels, draw_poses
+
+        if any((s + e) / 2 <= t + self.stride / 2 for _, s, e, _ in self.clf.pending):
+            self.clf.run()  # a window this frame's label needs; else keep batching
+        draw_poses(frame, poses, scale=self.scale)
+        labels = [self.clf.current(int(tid), t) for tid in poses.track_ids]
+        draw_labels(frame, poses, labels, scale=self.scale)
+        if self.writer is not None:
+            self.writer.write(frame, t)
+        if self.display is not None and not self.display.show(frame):
+            self.quit = True
+
+
+def _skeleton_dataset(store: TrackStore, stem: str, source: str, img_shape, fps: float) -> dict:
+    kp, sc, ids = store.dense()
+    h, w = img_shape
+    anno = {"frame_dir": stem, "img_shape": (int(h), int(w)), "original_shape": (int(h), int(w)),
+            "total_frames": len(store.times), "keypoint": kp, "keypoint_score": sc,
+            "fps": float(fps), "layout": "coco17", "track_ids": ids, "source": source,
+            "timestamps": np.asarray(store.times, np.float32)}
+    return {"split": {"all": [stem]}, "annotations": [anno]}
+
+
+def label_video(video: str | os.PathLike, model: str | ActionModel = DEFAULT_MODEL,
+                estimator="multipose", out_dir: str | os.PathLike | None = None,
+                window: float | None = None, stride: float | None = None,
+                threshold: float | None = None, every: int | str = "auto", batch: int = 8,
+                write_video: bool = True, overlay_size: str | None = None, show: bool = False,
+                progress: bool = True, rolling: bool = False) -> LabelResult:
+    """Label every person of ``video`` (a file path, or an int camera index) with actions.
+
+    ``model``: a shipped name, a checkpoint path or a loaded :class:`ActionModel`.
+    ``estimator``: a name for :func:`posrec.estimate.estimators.load_estimator` or an estimator.
+    ``window`` / ``stride`` (seconds) and ``threshold`` (calibrated probability under which a
+    window is "no action") default to the model card's. ``every``: estimate on every n-th
+    frame ('auto': as sparse as the model's frame rate allows). ``rolling``: draw each person's
+    latest label without waiting (the camera's mode). ``out_dir``: write the run directory
+    (see the module docstring); None writes nothing. Returns a :class:`LabelResult`.
+    """
+    from posrec.io.video import open_camera, open_video
+    from posrec.progress import progress_bar
+
+    am = model if isinstance(model, ActionModel) else load_action_model(model)
+    if threshold is not None:
+        am.threshold = float(threshold)
+    length = float(window or am.window_seconds)
+    step = float(stride or am.stride_seconds)
+    if length <= 0 or step <= 0:
+        raise PosrecError(f"window and stride must be positive seconds, got {length}, {step}")
+    est = _load_estimator(estimator)
+    camera = isinstance(video, int)
+    reader = open_camera(video) if camera else open_video(video)
+    stem = f"camera{video}" if camera else Path(video).stem
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    with reader:
+        fps = reader.fps or 30.0
+        n_every = _every(am.spec.fps, fps, every)
+        img_shape = (reader.height, reader.width)
+        clf = _Classifier(am, img_shape, frame_dt=1.5 * n_every / fps)
+        store, cutter = TrackStore(), WindowCutter(length, step)
+        files, overlay, ctx = [], None, _OverlayContext(out, stem, fps, reader, overlay_size,
+                                                        write_video, show)
+        with ctx as (writer, size, display), \
+                progress_bar(reader.frame_count, stem, enabled=progress) as bar:
+            if writer is not None or display is not None:
+                overlay = _Overlay(writer, size, reader.width, 0.0 if rolling else length / 2 + step,
+                                   step, clf, display)
+            count, t_last = _stream(reader, est, n_every, batch, fps, store, cutter, clf,
+                                    overlay, bar, camera)
+            clf.add(store, cutter.flush(store))
+            clf.run()
+            if overlay is not None:
+                overlay.close()
+            if writer is not None:
+                files.append(writer.path)
+    duration = max(t_last + 1 / fps, reader.duration or 0) if count else 0.0
+    wdf, probs = clf.windows()
+    from posrec.timeline import build_timeline
+
+    timeline = build_timeline(wdf, probs, am.class_names, am.threshold, no_action=NO_ACTION)
+    result = LabelResult(str(video), duration, count, timeline, wdf, probs, am.class_names, out,
+                         files)
+    if out is not None:
+        _write_outputs(result, store, am, stem, img_shape, fps,
+                       dict(window=length, stride=step, every=n_every))
+    return result
+
+
+def _stream(reader, est, n_every, batch, fps, store, cutter, clf, overlay, bar, camera):
+    from posrec.estimate.stream import prefetch
+    from posrec.estimate.tracker import PoseTracker
+
+    frames = reader.timed() if camera else prefetch(reader.timed(), 4)
+    count, t = 0, 0.0
+    try:
+        for t, frame, poses in _estimated(frames, est, PoseTracker(fps=fps / n_every), n_every,
+                                          batch):
+            if poses is not None:
+                seen = store.add(t, poses)
+                clf.add(store, cutter.update(store, seen, t))
+            if overlay is not None:
+                overlay.push(t, frame, poses, t)
+                if overlay.quit:
+                    break
+            count += 1
+            bar.update(1)
+    except KeyboardInterrupt:
+        if not camera:
+            raise
+    finally:
+        if hasattr(frames, "close"):
+            frames.close()
+    return count, t
+
+
+class _OverlayContext:
+    """The overlay writer (or none) and the live display (or none) of a labelling run."""
+
+    def __init__(self, out, stem, fps, reader, size_spec, write_video, show):
+        self.out, self.stem, self.fps, self.reader = out, stem, fps, reader
+        self.size_spec, self.write_video, self.show = size_spec, write_video, show
+        self._cm = None
+
+    def __enter__(self):
+        from posrec.pose import _Display, overlay_size
+
+        size = overlay_size(self.size_spec, self.reader.width, self.reader.height)
+        writer = None
+        if self.out is not None and self.write_video:
+            from posrec.io.video_write import write_video
+
+            self._cm = write_video(self.out / f"{self.stem}_label.mp4", self.fps, size)
+            writer = self._cm.__enter__()
+        self.display = _Display(self.stem) if self.show else None
+        return writer, size, self.display
+
+    def __exit__(self, *exc):
+        if self.display is not None:
+            self.display.close()
+        if self._cm is not None:
+            return self._cm.__exit__(*exc)
+        return False
+
+
+def _load_estimator(estimator):
+    if not isinstance(estimator, str):
+        return estimator
+    from posrec.estimate.estimators import load_estimator
+
+    return load_estimator(estimator, follow_person=estimator in ("lightning", "thunder"))
+
+
+def _write_outputs(res: LabelResult, store: TrackStore, am: ActionModel, stem: str, img_shape,
+                   fps: float, settings: dict) -> None:
+    from posrec.io.atomic import atomic_write
+    from posrec.io.pickle import save_dataset
+    from posrec.timeline import plot_timeline, summary_row, write_timeline
+
+    out = res.out_dir
+    res.files += list(write_timeline(res.timeline, out))
+    wdf = res.windows.copy()
+    for k, name in enumerate(res.class_names):
+        wdf[f"p_{name}"] = res.probs[:, k] if len(res.probs) else []
+    with atomic_write(out / "windows.csv", "w") as f:
+        wdf.round(4).to_csv(f, index=False)
+    save_dataset(_skeleton_dataset(store, stem, res.video, img_shape, fps), out / "skeletons.pkl")
+    res.files += [out / "windows.csv", out / "skeletons.pkl",
+                  plot_timeline(res.timeline, out / "timeline.png", res.duration, title=stem)]
+    info = {"video": res.video, "duration": round(res.duration, 3), "frames": res.frames,
+            "model": am.name, "threshold": am.threshold, **settings,
+            "summary": {k: (None if isinstance(v, float) and np.isnan(v) else v)
+                        for k, v in summary_row(res.video, res.duration, res.timeline).items()},
+            "files": sorted(p.name for p in res.files)}
+    with atomic_write(out / "label.json", "w") as f:
+        json.dump(info, f, indent=2, default=float)
+    res.files.append(out / "label.json")
+
+
+def default_out_dir(video: str | os.PathLike | int) -> Path:
+    """``label_out/<video stem>/`` (``label_out/camera<N>/`` for a camera)."""
+    return Path("label_out") / (f"camera{video}" if isinstance(video, int) else Path(video).stem)
+
+
+@dataclass
+class TreeResult:
+    """What :func:`label_tree` did: videos labelled now, skipped (finished before), failed."""
+
+    done: list[Path]
+    skipped: list[Path]
+    failed: list[str]
+    summary: Path
+
+
+def label_tree(root: str | os.PathLike, out: str | os.PathLike, shard: str | None = None,
+               progress: bool = True, **options) -> TreeResult:
+    """Label every video under ``root`` into ``out/<relative path without suffix>/`` and write
+    ``out/summary.csv`` (one row per finished video, from every shard's results).
+
+    Resumable: a video whose run directory holds ``label.json`` is finished and skipped, so a
+    killed run restarts where it stopped. ``shard`` "I/N" (or "auto": torchrun's RANK /
+    WORLD_SIZE, Slurm's array task) labels every N-th video from the I-th. ``options`` go to
+    :func:`label_video`; the model and estimator are loaded once.
+    """
+    from posrec.extract import parse_shard
+    from posrec.io.video import iter_video_files
+    from posrec.progress import progress_bar
+
+    root, out = Path(root), Path(out)
+    videos = iter_video_files([root], recursive=True)
+    rank, world = parse_shard(shard)
+    mine = videos[rank::world]
+    options = dict(options)
+    options["model"] = _model_of(options.get("model", DEFAULT_MODEL))
+    options["estimator"] = _load_estimator(options.get("estimator", "multipose"))
+    done, skipped, failed = [], [], []
+    with progress_bar(len(mine), f"label {rank}/{world}" if world > 1 else "label",
+                      unit="video", enabled=progress) as bar:
+        for video in mine:
+            run = out / video.relative_to(root).with_suffix("")
+            if (run / "label.json").is_file():
+                skipped.append(video)
+            else:
+                try:
+                    label_video(video, out_dir=run, progress=False, **options)
+                    done.append(video)
+                except PosrecError as err:
+                    failed.append(f"{video}: {err}")
+            bar.update(1)
+    return TreeResult(done, skipped, failed, write_tree_summary(root, out, videos))
+
+
+def _model_of(model):
+    return model if isinstance(model, ActionModel) else load_action_model(model)
+
+
+def write_tree_summary(root: Path, out: Path, videos: list[Path]) -> Path:
+    """``out/summary.csv`` from the ``label.json`` of every finished video of the tree."""
+    from posrec.timeline import write_summary_csv
+
+    rows = []
+    for video in videos:
+        info = out / video.relative_to(root).with_suffix("") / "label.json"
+        if info.is_file():
+            with open(info, encoding="utf-8") as f:
+                row = json.load(f)["summary"]
+            rows.append({**row, "video": str(video.relative_to(root))})
+    path = out / "summary.csv"
+    write_summary_csv(rows, path)
+    return path
