@@ -20,6 +20,7 @@ import torch
 from posrec.errors import PosrecError
 from posrec.estimate.movenet import load_movenet
 from posrec.estimate.preprocess import Window, crop_and_resize, resize_pad_to_32, resize_with_pad
+from posrec.estimate.tracker import box_iou
 from posrec.estimate.types import FramePoses
 
 ESTIMATORS = ("lightning", "thunder", "multipose", "keypointrcnn")
@@ -69,8 +70,72 @@ def _next_crop_region(yxs: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.array([y0 / h, x0 / w, (y0 + 2 * half) / h, (x0 + 2 * half) / w])
 
 
+class MultiPoseSize:
+    """MultiPose input size (long side, px) and people per image, chosen per video.
+
+    At 256 px, its training size, MultiPose misses people under about a fifth of the frame
+    height (benchmarks/bench_multipose_size.py); larger inputs find them but cost time with
+    the square of the size, and lose very large people. So the size is measured, not guessed:
+    on the first frame of a video, when the frame size changes, and every ``reprobe_frames``
+    frames after, one frame is run at every size of :attr:`LADDER` up to ``max_size`` and the
+    frame's own long side (a *probe*). The people found at any size are pooled (boxes of one
+    person overlap by IoU >= 0.3) and the size becomes the smallest that finds 90 % of them.
+    Within a video the size only grows: a camera that once showed small people shows them
+    again. Frames with a long side under 384 px (only 256 fits) are never probed. Up to
+    12 people are decoded per image once a probe pooled 5 or more (the reference decodes 6).
+    """
+
+    LADDER = (256, 384, 512, 640, 768, 1024)
+    RECALL, SAME_PERSON_IOU = 0.9, 0.3
+    PROBE_PEOPLE, CROWD = 12, 5
+
+    def __init__(self, max_size: int = 640, reprobe_frames: int = 150):
+        if max_size % 32 or max_size < self.LADDER[0]:
+            raise PosrecError(f"multipose max input size must be a multiple of 32 and >= "
+                              f"{self.LADDER[0]}, got {max_size}")
+        self.max_size, self.reprobe_frames = max_size, reprobe_frames
+        self.reset()
+
+    def reset(self) -> None:
+        self.shape: tuple | None = None
+        self.size, self.max_people, self.since_probe = self.LADDER[0], 6, 0
+
+    def ladder(self, shape: tuple) -> list[int]:
+        """Sizes a probe tries for frames of ``shape``: up to max_size and the frame's long side."""
+        cap = min(self.max_size, max(shape[:2]))
+        return [s for s in self.LADDER if s <= cap] or [self.LADDER[0]]
+
+    def due(self, shape: tuple) -> bool:
+        """Count one frame; True where this frame should be probed."""
+        if len(self.ladder(shape)) < 2:
+            return False
+        if shape != self.shape or self.since_probe >= self.reprobe_frames:
+            self.shape, self.since_probe = shape, 0
+            return True
+        self.since_probe += 1
+        return False
+
+    def choose(self, sizes: list[int], found: list[FramePoses]) -> int:
+        """Update the choice from one probe: ``found[i]`` are the people at ``sizes[i]``.
+        Returns the index of the size now chosen if it was probed, else -1."""
+        pooled = np.zeros((0, 4), np.float32)
+        for poses in found:
+            for box in poses.boxes:
+                if not len(pooled) or box_iou(pooled, box[None]).max() < self.SAME_PERSON_IOU:
+                    pooled = np.vstack([pooled, box[None]])
+        if not len(pooled):
+            return sizes.index(self.size) if self.size in sizes else -1
+        counts = [int((box_iou(pooled, p.boxes) >= self.SAME_PERSON_IOU).any(1).sum()) if len(p) else 0
+                  for p in found]
+        best = next(s for s, c in zip(sizes, counts) if c >= self.RECALL * len(pooled))
+        self.size = max(self.size, best)
+        if len(pooled) >= self.CROWD:
+            self.max_people = self.PROBE_PEOPLE
+        return sizes.index(self.size) if self.size in sizes else -1
+
+
 class MoveNetEstimator:
-    """MoveNet Lightning/Thunder (one person) or MultiPose (up to 6 people).
+    """MoveNet Lightning/Thunder (one person) or MultiPose (6 people, 12 in crowds).
 
     Args:
         variant: "lightning", "thunder" or "multipose".
@@ -78,46 +143,81 @@ class MoveNetEstimator:
             one, as the reference does for video (call :meth:`reset` between videos).
         min_person_score: people scoring below this are dropped (single-pose: mean keypoint
             score; multipose: the model's person score).
-        multipose_long_side: MultiPose input long side in pixels (multiple of 32).
+        input_size: multipose only: the input's long side in pixels (a multiple of 32; 256 is
+            the reference's and the fastest), or "auto" (default) to choose it per video from
+            the frame and the people in it (:class:`MultiPoseSize`): 256 where people are large,
+            up to ``max_input_size`` where they are small. Call :meth:`reset` between videos.
+        max_input_size: the largest size "auto" may choose (multiple of 32). Time per frame
+            grows with its square: 640 costs about 10x 256 (benchmarks/RESULTS.md).
+        max_people: multipose people decoded per image (default: 6 at a fixed size, as the
+            reference; with "auto", 6 or 12 as the probe finds a crowd).
+        weights: the weight file (default: the shipped one, checked against its sha256).
     """
 
     def __init__(self, variant: str = "lightning", follow_person: bool = False,
-                 min_person_score: float | None = None, multipose_long_side: int = 256,
-                 device: str = "cpu"):
-        self.model = load_movenet(variant).to(device)
+                 min_person_score: float | None = None, input_size: int | str = "auto",
+                 max_input_size: int = 640, max_people: int | None = None,
+                 weights: str | Path | None = None, device: str = "cpu"):
+        self.model = load_movenet(variant, path=weights).to(device)
         self.variant, self.device = variant, device
         self.multipose = self.model.multipose
         self.follow_person = follow_person and not self.multipose
         self.min_person_score = (0.2 if self.multipose else 0.1) if min_person_score is None \
             else min_person_score
-        if multipose_long_side % 32:
-            raise PosrecError(f"multipose input size must be a multiple of 32, got {multipose_long_side}")
-        self.long_side = multipose_long_side
+        self.auto = self.multipose and input_size == "auto"
+        self.sizer = MultiPoseSize(max_input_size) if self.auto else None
+        if self.multipose and not self.auto:
+            if not isinstance(input_size, int) or input_size % 32 or input_size < 32:
+                raise PosrecError(f"multipose input size must be 'auto' or a multiple of 32, "
+                                  f"got {input_size!r}")
+            self.long_side = input_size
+        self.max_people = max_people
         self._crop: np.ndarray | None = None
 
     def reset(self) -> None:
-        """Forget the person being followed (start of a new video)."""
+        """Start of a new video: forget the person followed and the chosen input size."""
         self._crop = None
+        if self.sizer is not None:
+            self.sizer.reset()
 
     @torch.inference_mode()
-    def raw(self, inputs: np.ndarray) -> np.ndarray:
+    def raw(self, inputs: np.ndarray, max_people: int | None = None) -> np.ndarray:
         """Model on prepared uint8 inputs (N, h, w, 3) -> reference outputs (see MoveNet)."""
-        return self.model(torch.from_numpy(inputs).to(self.device)).float().cpu().numpy()
+        x = torch.from_numpy(inputs).to(self.device)
+        return self.model(x, max_people).float().cpu().numpy()
 
     def __call__(self, frames: Sequence[np.ndarray]) -> list[FramePoses]:
         if self.follow_person:
             return [self._follow(frame) for frame in frames]
-        prepared = [self._prepare(f) for f in frames]
-        outputs: list = [None] * len(prepared)
-        for shape in {p[0].shape for p in prepared}:  # one forward pass per input size
-            idx = [i for i, p in enumerate(prepared) if p[0].shape == shape]
-            for i, out in zip(idx, self.raw(np.stack([prepared[i][0] for i in idx]))):
+        outputs: list = [None] * len(frames)
+        sizes = [self._size_for(frame, i, outputs) for i, frame in enumerate(frames)]
+        people = self.max_people or (self.sizer.max_people if self.auto else None)
+        prepared = {i: self._prepare(f, sizes[i]) for i, f in enumerate(frames) if outputs[i] is None}
+        for shape in {p[0].shape for p in prepared.values()}:  # one forward pass per input size
+            idx = [i for i, p in prepared.items() if p[0].shape == shape]
+            for i, out in zip(idx, self.raw(np.stack([prepared[i][0] for i in idx]), people)):
                 outputs[i] = self._to_poses(out, prepared[i][1])
         return outputs
 
-    def _prepare(self, frame: np.ndarray) -> tuple[np.ndarray, Window]:
+    def _size_for(self, frame: np.ndarray, i: int, outputs: list) -> int | None:
+        """The input size for frame ``i``; a probed frame gets its poses into ``outputs``."""
+        if not self.auto:
+            return None
+        if self.sizer.due(frame.shape):
+            sizes = self.sizer.ladder(frame.shape)
+            found = []
+            for size in sizes:
+                image, window = self._prepare(frame, size)
+                found.append(self._to_poses(self.raw(image[None], self.sizer.PROBE_PEOPLE)[0], window))
+            chosen = self.sizer.choose(sizes, found)
+            if chosen >= 0:
+                outputs[i] = found[chosen]
+        return self.sizer.size
+
+    def _prepare(self, frame: np.ndarray, size: int | None = None) -> tuple[np.ndarray, Window]:
+        """Model input and window; ``size``: multipose long side (default: the fixed one)."""
         if self.multipose:
-            return resize_pad_to_32(frame, self.long_side)
+            return resize_pad_to_32(frame, size or (self.sizer.size if self.auto else self.long_side))
         return resize_with_pad(frame, self.model.input_size, self.model.input_size)
 
     def _follow(self, frame: np.ndarray) -> FramePoses:
@@ -134,7 +234,7 @@ class MoveNetEstimator:
         return poses
 
     def _to_poses(self, out: np.ndarray, window: Window) -> FramePoses:
-        """One image's model output ((1, 17, 3) or (6, 56)) -> FramePoses in frame pixels."""
+        """One image's model output ((1, 17, 3) or (P, 56)) -> FramePoses in frame pixels."""
         if self.multipose:
             kpts = out[:, :51].reshape(-1, 17, 3)
             person = out[:, 55]

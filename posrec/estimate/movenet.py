@@ -192,9 +192,12 @@ class MoveNet(nn.Module):
         x = self.fpn(self.backbone(x))
         return {name: head(x) for name, head in self.heads.items()}
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, max_people: int | None = None) -> torch.Tensor:
+        """``max_people``: multipose people per image (default ``self.max_people``)."""
         out = self.features(images)
-        return self._decode_multi(out, self.max_people) if self.multipose else self._decode_single(out)
+        if not self.multipose:
+            return self._decode_single(out)
+        return self._decode_multi(out, max_people or self.max_people)
 
     def _decode_single(self, out: dict[str, torch.Tensor]) -> torch.Tensor:
         n, _, h, w = out["heatmap"].shape
@@ -225,21 +228,21 @@ class MoveNet(nn.Module):
         center = torch.sigmoid(out["center"][:, 0])  # (N, h, w)
         peak = F.max_pool2d(center[:, None], 5, 1, 2)[:, 0]
         center = center * ((center - peak).abs() < self.peak_eps)
-        center_score, idx = center.flatten(1).topk(max_people, 1)  # (N, 6)
+        center_score, idx = center.flatten(1).topk(max_people, 1)  # (N, P)
         cy, cx = idx // w, idx % w
         b = torch.arange(n, device=dev)[:, None]
         # Person boxes around each centre, in feature-map cells, clipped to the map.
-        scale = out["box_scale"][b, :, cy, cx].clamp(min=0)  # (N, 6, [h, w])
-        boff = out["box_offset"][b, :, cy, cx]  # (N, 6, [dy, dx])
+        scale = out["box_scale"][b, :, cy, cx].clamp(min=0)  # (N, P, [h, w])
+        boff = out["box_offset"][b, :, cy, cx]  # (N, P, [dy, dx])
         by, bx = cy.to(dt) + boff[..., 0], cx.to(dt) + boff[..., 1]
         ymin = (by - scale[..., 0] * 0.5).clamp(0, h)
         xmin = (bx - scale[..., 1] * 0.5).clamp(0, w)
         ymax = (by + scale[..., 0] * 0.5).clamp(0, h)
         xmax = (bx + scale[..., 1] * 0.5).clamp(0, w)
-        box = torch.stack([ymin / h, xmin / w, ymax / h, xmax / w], -1)  # (N, 6, 4)
+        box = torch.stack([ymin / h, xmin / w, ymax / h, xmax / w], -1)  # (N, P, 4)
         # Regressed joints of each person, then the heatmap peak nearest to each.
         reg = out["regress"][b, :, cy, cx].view(n, max_people, 17, 2)
-        ry = cy[..., None].to(dt) + reg[..., 0]  # (N, 6, 17)
+        ry = cy[..., None].to(dt) + reg[..., 0]  # (N, P, 17)
         rx = cx[..., None].to(dt) + reg[..., 1]
         gy = torch.arange(h, device=dev, dtype=dt).view(1, h, 1, 1, 1)
         gx = torch.arange(w, device=dev, dtype=dt).view(1, 1, w, 1, 1)
@@ -250,17 +253,17 @@ class MoveNet(nn.Module):
         inside = ((gy3 >= ymin[:, None, None]) & (gy3 < ymax[:, None, None])
                   & (gx3 >= xmin[:, None, None]) & (gx3 < xmax[:, None, None]))  # (N,h,w,6)
         weighted = heat * weight * inside[..., None].to(dt)  # (N, h, w, 6, 17)
-        kidx = weighted.flatten(1, 2).argmax(1)  # (N, 6, 17) over h*w
+        kidx = weighted.flatten(1, 2).argmax(1)  # (N, P, 17) over h*w
         ky, kx = kidx // w, kidx % w
         joint = torch.arange(17, device=dev)
         bb = b[..., None]
-        offset = out["offset"].view(n, 17, 2, h, w)[bb, joint, :, ky, kx]  # (N, 6, 17, 2)
+        offset = out["offset"].view(n, 17, 2, h, w)[bb, joint, :, ky, kx]  # (N, P, 17, 2)
         # The reference scores a joint by the best person's weighted heatmap at that cell.
         best = weighted.amax(3)  # (N, h, w, 17)
-        score = best[bb, ky, kx, joint]  # (N, 6, 17)
+        score = best[bb, ky, kx, joint]  # (N, P, 17)
         y = (ky.to(dt) + offset[..., 0]) / h
         x = (kx.to(dt) + offset[..., 1]) / w
-        kpts = torch.stack([y, x, score], -1).flatten(2)  # (N, 6, 51)
+        kpts = torch.stack([y, x, score], -1).flatten(2)  # (N, P, 51)
         good = score > self.kpt_score_threshold
         mean_good = (score * good).sum(-1) / good.sum(-1).clamp(min=1)
         person = center_score * mean_good

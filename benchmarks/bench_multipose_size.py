@@ -1,0 +1,142 @@
+"""MultiPose input size: people found against time per frame, fixed sizes and "auto".
+
+    python benchmarks/bench_multipose_size.py [--threads 1]
+
+Table 1, the hard case: ``videos/vtest_pedestrians.avi`` (768x576 CCTV, small pedestrians), the
+two 2-second stretches of tests/test_tracking_real.py (every other frame): pedestrians found on
+the six frames counted by eye (a person counts as found when a box holds the point noted on
+them), people per frame, ms per frame (estimation only, batches of 8, probes included).
+Table 2, ordinary clips where people are large: the first 120 frames of each, fixed 256 (the
+old default, the reference in the same run) against "auto"; each run twice, interleaved, the
+faster kept. Table 3: the other shared clips, the size "auto" chooses. Table 4: mean OKS on
+the COCO sample (12 people, posrec.estimate.metrics).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from posrec.paths import shared_data_dir  # noqa: E402
+
+STRATEGIES = (256, 384, 512, 640, "auto")
+ORDINARY = ("basketball_two_people.mp4", "clean_and_jerk.mp4", "tai_chi.mp4")
+OTHERS = ("sports2d_demo.mp4", "ntu_A055_hugging.avi", "pose2sim_single_cam01.mp4")
+
+
+def _estimator(size):
+    from posrec.estimate.estimators import MoveNetEstimator
+
+    return MoveNetEstimator("multipose", input_size=size)
+
+
+def _frames(clip: str, keep) -> dict[int, np.ndarray]:
+    from posrec.io.video import open_video
+
+    with open_video(shared_data_dir() / "videos" / clip) as reader:
+        return {i: f for i, f in enumerate(reader) if keep(i)}
+
+
+def _run(estimator, frames: list[np.ndarray], batch: int = 8) -> tuple[list, float]:
+    """Poses per frame and seconds per frame for one video (estimator reset first)."""
+    estimator.reset()
+    t0, out = time.perf_counter(), []
+    for k in range(0, len(frames), batch):
+        out += estimator(frames[k:k + batch])
+    return out, (time.perf_counter() - t0) / max(len(frames), 1)
+
+
+def _chosen(estimator) -> str:
+    return f"{estimator.sizer.size}" if estimator.auto else "-"
+
+
+def pedestrians() -> None:
+    from test_tracking_real import PEDESTRIANS_BY_EYE, SEGMENTS, _found
+
+    from posrec.estimate.tracker import PoseTracker
+
+    wanted = {i for seg in SEGMENTS for i in seg}
+    frames = _frames("vtest_pedestrians.avi", wanted.__contains__)
+    eye = sum(len(v) for v in PEDESTRIANS_BY_EYE.values())
+    print(f"vtest_pedestrians.avi, {len(wanted)} frames, {eye} pedestrians counted by eye on 6 frames")
+    print(f"{'input size':>10} {'found':>7} {'people/frame':>12} {'ms/frame':>9} {'chosen':>8}")
+    for size in STRATEGIES:
+        est, found, people, seconds, chosen = _estimator(size), 0, [], 0.0, []
+        for segment in SEGMENTS:
+            poses, s = _run(est, [frames[i] for i in segment])
+            seconds += s * len(segment)
+            chosen.append(_chosen(est))
+            tracker = PoseTracker(fps=5)
+            tracked = dict(zip(segment, (tracker.update(p) for p in poses)))
+            people += [len(p) for p in poses]
+            found += sum(sum(t >= 0 for t in _found(tracked[i], pts))
+                         for i, pts in PEDESTRIANS_BY_EYE.items() if i in segment)
+        print(f"{size:>10} {found:>3}/{eye:<3} {np.mean(people):12.2f} "
+              f"{1000 * seconds / len(wanted):9.0f} {'/'.join(chosen):>8}")
+
+
+def ordinary(n: int = 120) -> None:
+    print(f"\nordinary clips, first {n} frames: fixed 256 (reference) against auto")
+    print(f"{'clip':28} {'256 ms':>7} {'auto ms':>7} {'ratio':>6} {'people 256/auto':>16} {'chosen':>7}")
+    fixed, auto = _estimator(256), _estimator("auto")
+    for clip in ORDINARY:
+        frames = list(_frames(clip, lambda i: i < n).values())
+        best = {}
+        for _ in range(2):
+            for name, est in (("256", fixed), ("auto", auto)):
+                poses, s = _run(est, frames)
+                if s < best.get(name, (None, np.inf))[1]:
+                    best[name] = (poses, s)
+        p256, pauto = (np.mean([len(p) for p in best[k][0]]) for k in ("256", "auto"))
+        print(f"{clip:28} {1000 * best['256'][1]:7.1f} {1000 * best['auto'][1]:7.1f} "
+              f"{best['auto'][1] / best['256'][1]:6.2f} {p256:7.2f}/{pauto:<8.2f} {_chosen(auto):>7}")
+
+
+def others(n: int = 32) -> None:
+    print(f"\nother shared clips, first {n} frames: the size auto chooses")
+    print(f"{'clip':28} {'frame':>10} {'chosen':>7} {'people 256/auto':>16} {'ms 256/auto':>12}")
+    fixed, auto = _estimator(256), _estimator("auto")
+    for clip in OTHERS:
+        frames = list(_frames(clip, lambda i: i < n).values())
+        (p256, s256), (pauto, sauto) = _run(fixed, frames), _run(auto, frames)
+        h, w = frames[0].shape[:2]
+        print(f"{clip:28} {f'{w}x{h}':>10} {_chosen(auto):>7} "
+              f"{np.mean([len(p) for p in p256]):7.2f}/{np.mean([len(p) for p in pauto]):<8.2f} "
+              f"{1000 * s256:5.0f}/{1000 * sauto:<6.0f}")
+
+
+def coco() -> None:
+    from posrec.estimate.metrics import evaluate_coco
+
+    ann = shared_data_dir() / "keypoints" / "coco" / "test_coco.json"
+    print("\nCOCO val2017 sample (12 people): mean OKS, people with OKS >= 0.5")
+    print(f"{'input size':>10} {'mean OKS':>8} {'OKS>=.5':>7}")
+    for size in STRATEGIES:
+        r = [p.oks for p in evaluate_coco(_estimator(size), ann)]
+        print(f"{size:>10} {np.mean(r):8.3f} {sum(o >= .5 for o in r):7d}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    print(f"torch threads: {args.threads}")
+    pedestrians()
+    ordinary()
+    others()
+    coco()
+
+
+if __name__ == "__main__":
+    main()
