@@ -79,12 +79,13 @@ def plot_learning_curves(history: Sequence[dict] | str | os.PathLike,
                          path: str | os.PathLike | None = None):
     """Loss, accuracy (train and validation top-1/top-5) and learning rate per epoch.
 
-    ``history``: metrics.csv rows (dicts) or the path of a metrics.csv. Returns the figure.
+    ``history``: metrics.csv rows (dicts; a missing or None value is not plotted) or the path of
+    a metrics.csv. Returns the figure.
     """
     from matplotlib.figure import Figure
 
     rows = read_metrics_csv(history) if isinstance(history, (str, os.PathLike)) else list(history)
-    col = {k: np.array([float(r.get(k, np.nan)) for r in rows]) for k in
+    col = {k: np.array([np.nan if r.get(k) is None else float(r[k]) for r in rows]) for k in
            ("epoch", "train_loss", "train_acc", "val_top1", "val_top5", "lr")}
     fig = Figure(figsize=(12, 3.5))
     a1, a2, a3 = fig.subplots(1, 3)
