@@ -157,9 +157,9 @@ def load_model(path_or_dict: str | os.PathLike | dict, device: str | torch.devic
         where, ck = "checkpoint", upgrade(path_or_dict)
     else:
         where, ck = str(path_or_dict), load_checkpoint(path_or_dict)
-    for k in MODEL_KEYS:
-        if k not in ck and k != "pipeline":
-            raise PosrecError(f"{where}: checkpoint has no '{k}'")
+    missing = [k for k in MODEL_KEYS if k not in ck and k != "pipeline"]  # pipeline: optional
+    if missing:
+        raise PosrecError(f"{where}: checkpoint has no {', '.join(missing)}")
     model = build_from(ck)
     load_state(model, ck, where)
     return model.to(device).eval(), ck
