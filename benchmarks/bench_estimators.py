@@ -49,7 +49,7 @@ def measure(variant: str, batch: int, threads: int, straight: bool, repeats: int
     from posrec.estimate.estimators import MoveNetEstimator
 
     torch.set_num_threads(threads)
-    est = MoveNetEstimator(variant)
+    est = MoveNetEstimator(variant, **({"input_size": 256} if variant == "multipose" else {}))
     frames = _frames(max(batch, 8))
     if variant == "multipose":  # 640x480 frames, the target size
         import cv2

@@ -9,7 +9,8 @@ them), people per frame, ms per frame (estimation only, batches of 8, probes inc
 Table 2, ordinary clips where people are large: the first 120 frames of each, fixed 256 (the
 old default, the reference in the same run) against "auto"; each run twice, interleaved, the
 faster kept. Table 3: the other shared clips, the size "auto" chooses. Table 4: mean OKS on
-the COCO sample (12 people, posrec.estimate.metrics).
+the COCO sample (12 people, posrec.estimate.metrics). Table 5: on every 25th vtest frame, the
+share of people found by their height in model-input pixels (what "auto" is built on).
 """
 
 from __future__ import annotations
@@ -124,18 +125,55 @@ def coco() -> None:
         print(f"{size:>10} {np.mean(r):8.3f} {sum(o >= .5 for o in r):7d}")
 
 
+def heights(step: int = 25, sizes=(256, 384, 512, 640, 768)) -> None:
+    """Recall by a person's height in model-input pixels, on every ``step``-th vtest frame:
+    the people found at any size are pooled (IoU >= 0.3 is one person)."""
+    from posrec.estimate.tracker import box_iou
+
+    frames = list(_frames("vtest_pedestrians.avi", lambda i: i % step == step // 2).values())
+    found = {}
+    for size in sizes:
+        est = _estimator(size)
+        est.max_people = 12
+        found[size] = _run(est, frames, batch=4)[0]
+    bins = (0, 30, 40, 50, 60, 80, 10000)
+    print(f"\nvtest every {step}th frame ({len(frames)} frames): recall by person height in "
+          f"input px (people pooled over sizes)")
+    print(f"{'input size':>10} {'recall':>6}  " + " ".join(f"{f'{a}-{b}':>11}" for a, b in zip(bins, bins[1:])))
+    for size in sizes:
+        height, hit = [], []
+        for k in range(len(frames)):
+            pooled = np.zeros((0, 4), np.float32)
+            for s in sizes:
+                for box in found[s][k].boxes:
+                    if not len(pooled) or box_iou(pooled, box[None]).max() < 0.3:
+                        pooled = np.vstack([pooled, box[None]])
+            iou = box_iou(pooled, found[size][k].boxes)
+            height += list((pooled[:, 3] - pooled[:, 1]) * size / max(frames[k].shape[:2]))
+            hit += list(iou.max(1) >= 0.3) if iou.shape[1] else [False] * len(pooled)
+        height, hit = np.array(height), np.array(hit)
+        cells = []
+        for a, b in zip(bins, bins[1:]):
+            m = (height >= a) & (height < b)
+            cells.append(f"{hit[m].mean():.2f} ({m.sum():3d})" if m.any() else "-")
+        print(f"{size:>10} {hit.mean():6.2f}  " + " ".join(f"{c:>11}" for c in cells))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--only-heights", action="store_true", help="only table 5")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
     print(f"torch threads: {args.threads}")
-    pedestrians()
-    ordinary()
-    others()
-    coco()
+    if not args.only_heights:
+        pedestrians()
+        ordinary()
+        others()
+        coco()
+    heights()
 
 
 if __name__ == "__main__":
