@@ -141,6 +141,16 @@ def _estimated(frames: Iterator[tuple[float, np.ndarray]], estimator, tracker, e
     yield from flush()
 
 
+def check_settings(window: float | None, stride: float | None, threshold: float | None) -> None:
+    """PosrecError for a window or stride (s) that is not positive, or a threshold outside
+    [0, 1]; checked before any video is read (in a folder: once, not as a failure per video)."""
+    for name, value in (("window", window), ("stride", stride)):
+        if value is not None and not value > 0:
+            raise PosrecError(f"--{name} must be a positive number of seconds, got {value:g}")
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise PosrecError(f"--threshold must be a probability between 0 and 1, got {threshold:g}")
+
+
 def _every(spec_fps: float | None, video_fps: float, every: int | str) -> int:
     """Estimate on every n-th frame: 'auto' keeps at least the model's frame rate."""
     if every == "auto":
@@ -220,11 +230,12 @@ def label_video(video: str | os.PathLike, model: str | ActionModel = DEFAULT_MOD
     from posrec.io.video import open_camera, open_video
     from posrec.progress import progress_bar
 
+    check_settings(window, stride, threshold)
     am = model if isinstance(model, ActionModel) else load_action_model(model)
     if threshold is not None:
         am.threshold = float(threshold)
-    length = float(window or am.window_seconds)
-    step = float(stride or am.stride_seconds)
+    length = float(window if window is not None else am.window_seconds)  # 0 is not "default"
+    step = float(stride if stride is not None else am.stride_seconds)
     if length <= 0 or step <= 0:
         raise PosrecError(f"window and stride must be positive seconds, got {length}, {step}")
     est = _load_estimator(estimator)
@@ -387,8 +398,10 @@ def label_tree(root: str | os.PathLike, out: str | os.PathLike, shard: str | Non
     from posrec.io.video import iter_video_files
     from posrec.progress import progress_bar
 
+    check_settings(options.get("window"), options.get("stride"), options.get("threshold"))
     root, out = Path(root), Path(out)
-    videos = iter_video_files([root], recursive=True)
+    own = out.resolve()  # OUT inside the tree (`posrec label .`): its overlays are no input
+    videos = [v for v in iter_video_files([root], recursive=True) if own not in v.resolve().parents]
     rank, world = parse_shard(shard)
     mine = videos[rank::world]
     options = dict(options)
