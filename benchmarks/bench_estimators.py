@@ -11,6 +11,8 @@ as a plain PyTorch port would (contiguous NCHW float input, ``torch.no_grad``).
 Table 2: the whole `posrec pose` pipeline (decode, estimate, track, draw, encode MP4, JSON) on a
 10-second 1920x1080 clip made from the sports2d frames, against the model alone on the same
 frames: the difference is what decoding, drawing and writing add.
+
+Table 3 (``--weights-check``, alone): the cost of verifying the shipped weights' sha256 at load.
 """
 
 from __future__ import annotations
@@ -120,7 +122,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one configuration
+    ap.add_argument("--weights-check", action="store_true", help="only table 3")
     args = ap.parse_args()
+    if args.weights_check:
+        return weights_check()
     repeats = 10 if args.quick else 30
     if args.one:
         v, b, t, s = args.one.split(",")
@@ -160,6 +165,31 @@ def main() -> None:
             r = pipeline(variant, 2, clip, Path(tmp) / "out")
             print(f"{variant:10} {r['frames']:6d} {r['estimate_fps']:12.1f} {r['pose_fps']:8.1f} "
                   f"{r['overhead_pct']:7.0f}%")
+
+
+def weights_check() -> None:
+    """Table 3: what the sha256 check of the shipped weights adds to loading a MoveNet."""
+    from posrec.estimate.movenet import _sha256, load_movenet
+    from posrec.paths import WEIGHTS_DIR
+
+    print("Table 3: sha256 of each weight file against load_movenet (first call hashes, "
+          "the second finds the hash cached)")
+    print(f"{'model':10} {'MB':>5} {'sha256 ms':>9} {'load ms':>8} {'load again ms':>13}")
+    for variant in VARIANTS:
+        path = WEIGHTS_DIR / f"movenet_{variant}.safetensors"
+        st = path.stat()
+        t = time.perf_counter()
+        _sha256.__wrapped__(str(path.resolve()), st.st_size, st.st_mtime_ns)
+        digest = time.perf_counter() - t
+        _sha256.cache_clear()
+        t = time.perf_counter()
+        load_movenet(variant)
+        first = time.perf_counter() - t
+        t = time.perf_counter()
+        load_movenet(variant)
+        again = time.perf_counter() - t
+        print(f"{variant:10} {st.st_size / 2**20:5.1f} {1000 * digest:9.1f} {1000 * first:8.0f} "
+              f"{1000 * again:13.0f}")
 
 
 if __name__ == "__main__":

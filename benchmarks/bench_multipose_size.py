@@ -84,34 +84,26 @@ def pedestrians() -> None:
               f"{1000 * seconds / len(wanted):9.0f} {'/'.join(chosen):>8}")
 
 
-def ordinary(n: int = 120) -> None:
-    print(f"\nordinary clips, first {n} frames: fixed 256 (reference) against auto")
-    print(f"{'clip':28} {'256 ms':>7} {'auto ms':>7} {'ratio':>6} {'people 256/auto':>16} {'chosen':>7}")
+def against_256(clips, n: int, repeats: int) -> None:
+    """Fixed 256 (the reference) against auto on the first ``n`` frames of each clip; each run
+    ``repeats`` times, interleaved, the faster kept."""
+    print(f"\nfirst {n} frames, fixed 256 (reference) against auto, best of {repeats}")
+    print(f"{'clip':28} {'frame':>10} {'256 ms':>7} {'auto ms':>7} {'ratio':>6} "
+          f"{'people 256/auto':>16} {'chosen':>7}")
     fixed, auto = _estimator(256), _estimator("auto")
-    for clip in ORDINARY:
+    for clip in clips:
         frames = list(_frames(clip, lambda i: i < n).values())
         best = {}
-        for _ in range(2):
+        for _ in range(repeats):
             for name, est in (("256", fixed), ("auto", auto)):
                 poses, s = _run(est, frames)
                 if s < best.get(name, (None, np.inf))[1]:
                     best[name] = (poses, s)
-        p256, pauto = (np.mean([len(p) for p in best[k][0]]) for k in ("256", "auto"))
-        print(f"{clip:28} {1000 * best['256'][1]:7.1f} {1000 * best['auto'][1]:7.1f} "
-              f"{best['auto'][1] / best['256'][1]:6.2f} {p256:7.2f}/{pauto:<8.2f} {_chosen(auto):>7}")
-
-
-def others(n: int = 32) -> None:
-    print(f"\nother shared clips, first {n} frames: the size auto chooses")
-    print(f"{'clip':28} {'frame':>10} {'chosen':>7} {'people 256/auto':>16} {'ms 256/auto':>12}")
-    fixed, auto = _estimator(256), _estimator("auto")
-    for clip in OTHERS:
-        frames = list(_frames(clip, lambda i: i < n).values())
-        (p256, s256), (pauto, sauto) = _run(fixed, frames), _run(auto, frames)
+        (p256, s256), (pauto, sauto) = best["256"], best["auto"]
         h, w = frames[0].shape[:2]
-        print(f"{clip:28} {f'{w}x{h}':>10} {_chosen(auto):>7} "
+        print(f"{clip:28} {f'{w}x{h}':>10} {1000 * s256:7.1f} {1000 * sauto:7.1f} {sauto / s256:6.2f} "
               f"{np.mean([len(p) for p in p256]):7.2f}/{np.mean([len(p) for p in pauto]):<8.2f} "
-              f"{1000 * s256:5.0f}/{1000 * sauto:<6.0f}")
+              f"{_chosen(auto):>7}")
 
 
 def coco() -> None:
@@ -170,8 +162,8 @@ def main() -> None:
     print(f"torch threads: {args.threads}")
     if not args.only_heights:
         pedestrians()
-        ordinary()
-        others()
+        against_256(ORDINARY, 120, 2)
+        against_256(OTHERS, 32, 1)
         coco()
     heights()
 
