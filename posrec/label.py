@@ -113,8 +113,8 @@ class _Classifier:
         df["label"] = [self.model.class_names[k] if s >= self.model.threshold else NO_ACTION
                        for k, s in zip(top, score)]
         df["score"] = score
-        return df.sort_values(["track_id", "start"], kind="stable").reset_index(drop=True), \
-            probs[df.index.to_numpy()] if len(df) else probs
+        df = df.sort_values(["track_id", "start"], kind="stable")  # windows arrive interleaved
+        return df.reset_index(drop=True), probs[df.index.to_numpy()]  # probs in the same order
 
 
 def _estimated(frames: Iterator[tuple[float, np.ndarray]], estimator, tracker, every: int,

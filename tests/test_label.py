@@ -26,27 +26,13 @@ import torch
 import posrec.action_model as action_model
 import posrec.label as label_module
 from posrec.action_model import load_action_model
-from posrec.cli import main
-from posrec.errors import PosrecError
 from posrec.io.pickle import load_dataset
 from posrec.label import label_video
+from test_pose_cli import one_error_line, run  # the CLI helpers of `posrec pose`'s tests
 from video_clips import make_clip, real_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 EPS = 1e-3  # the outputs round times to ms
-
-
-def run(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_error_line(code, err, pattern):
-    assert code == 2, err
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("posrec: error:") and pattern in lines[0], err
-    assert "Traceback" not in err
 
 
 def tiny_frames(path, seconds, fps, size):
@@ -112,6 +98,11 @@ def test_end_to_end_writes_every_output(capsys, clips, tmp_path):
     assert len(win) > 0 and win["start"].min() >= 0 and win["end"].max() <= duration + EPS
     probs = win[[c for c in win.columns if c.startswith("p_")]].to_numpy()
     assert probs.shape[1] == 27 and np.allclose(probs.sum(1), 1, atol=2e-3)
+    # each row's probabilities are its own (two people: their windows arrive interleaved)
+    assert win["track_id"].nunique() >= 2
+    assert np.allclose(win["score"], probs.max(1), atol=1e-4)
+    top = np.array([c[2:] for c in win.columns if c.startswith("p_")])[probs.argmax(1)]
+    assert (np.where(win["score"] >= info["threshold"], top, "no action") == win["label"]).all()
     # the terminal summary names every person of the timeline
     for tid in tl["track_id"].unique():
         assert f"person {tid} (" in stdout, stdout
@@ -531,6 +522,7 @@ def test_rolling_window_draws_the_latest_label_without_lag(clips, tmp_path, monk
     # no lag: each frame is drawn as soon as it arrives, before the next one is read
     assert [n for _, n, _, _ in drawn] == list(range(1, len(drawn) + 1))
     assert len(res.windows) > 0
+    assert np.allclose(res.windows["score"], res.probs.max(1))
     late = {(w.track_id, round(w.start, 6), round(w.end, 6)) for w in
             pd.DataFrame(flushed, columns=["track_id", "start", "end"]).itertuples()}
     streamed = res.windows[[(r.track_id, round(r.start, 6), round(r.end, 6)) not in late
