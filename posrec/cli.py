@@ -140,6 +140,17 @@ def cmd_data_merge(args) -> None:
     print(f"{len(ds['annotations'])} clips from {len(args.parts)} files -> {args.out}")
 
 
+def cmd_data_split(args) -> None:
+    from posrec.io.datasets import dataset_info, format_dataset_info
+    from posrec.io.pickle import load_dataset, save_dataset
+    from posrec.splits import make_splits
+
+    ds = make_splits(load_dataset(Path(args.file)), args.source, args.val, args.test, args.seed)
+    save_dataset(ds, Path(args.out), inputs=[args.file])
+    print(format_dataset_info(dataset_info(ds)))
+    print(f"-> {args.out}")
+
+
 def cmd_data_convert(args) -> None:
     from posrec.io.datasets import convert, dataset_info, format_dataset_info
     from posrec.io.pickle import save_dataset
@@ -332,6 +343,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_data_info)
+    p = dsub.add_parser("split", help="cut a dataset's clips into train/val/test (stratified, "
+                                      "seeded), e.g. the 'all' split of posrec extract")
+    p.add_argument("file")
+    p.add_argument("-o", "--out", required=True)
+    p.add_argument("--source", default="all", help="the split to cut (default all)")
+    p.add_argument("--val", type=float, default=0.15, help="fraction for validation (0.15)")
+    p.add_argument("--test", type=float, default=0.15, help="fraction for test (0.15)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_data_split)
     p = dsub.add_parser("merge", help="join dataset files (e.g. extract shards)")
     p.add_argument("parts", nargs="+", metavar="FILE.pkl")
     p.add_argument("-o", "--out", required=True, metavar="FILE.pkl")

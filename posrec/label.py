@@ -20,8 +20,10 @@ without it is unfinished).
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 import os
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +59,7 @@ class LabelResult:
     class_names: list[str]
     out_dir: Path | None = None
     files: list[Path] = field(default_factory=list)
+    timings: dict = field(default_factory=dict)  # seconds per stage (decode wait, estimate, ...)
 
 
 class _Classifier:
@@ -72,13 +75,16 @@ class _Classifier:
         self.rows: list[tuple[int, float, float]] = []
         self.probs: list[np.ndarray] = []
         self.by_track: dict[int, list[tuple[float, str, float]]] = {}  # (centre, label, score)
+        self.seconds = 0.0  # spent building inputs and running the model
 
     def add(self, store: TrackStore, windows: list[tuple[int, float, float]]) -> None:
+        t0 = time.perf_counter()
         for tid, start, end in windows:
             anno = window_annotation(store, tid, start, end, self.model.spec, self.img_shape,
                                      self.frame_dt)
             if anno is not None:
                 self.pending.append((tid, start, end, self.transform(anno)["keypoint"]))
+        self.seconds += time.perf_counter() - t0
         if len(self.pending) >= self.batch:
             self.run()
 
@@ -86,8 +92,10 @@ class _Classifier:
         """Classify every pending window."""
         if not self.pending:
             return
+        t0 = time.perf_counter()
         x = torch.cat([p[3] for p in self.pending])  # (N, M, T, V, C)
         probs = self.model.probabilities(x)
+        self.seconds += time.perf_counter() - t0
         for (tid, start, end, _), p in zip(self.pending, probs):
             k = int(p.argmax())
             label = self.model.class_names[k] if p[k] >= self.model.threshold else NO_ACTION
@@ -118,9 +126,10 @@ class _Classifier:
 
 
 def _estimated(frames: Iterator[tuple[float, np.ndarray]], estimator, tracker, every: int,
-               batch: int) -> Iterator[tuple[float, np.ndarray, FramePoses | None]]:
+               batch: int, timings: dict) -> Iterator[tuple[float, np.ndarray, FramePoses | None]]:
     """``(t, rgb, poses)`` per frame; poses on every ``every``-th frame (None in between),
-    estimated ``batch`` frames per estimator call, then tracked."""
+    estimated ``batch`` frames per estimator call, then tracked. Adds the seconds spent waiting
+    for decoded frames, estimating and tracking to ``timings``."""
     if hasattr(estimator, "reset"):
         estimator.reset()  # a new video: forget the previous one's crop
     if getattr(estimator, "follow_person", False):
@@ -129,12 +138,23 @@ def _estimated(frames: Iterator[tuple[float, np.ndarray]], estimator, tracker, e
 
     def flush():
         todo = [f for _, f, est in pending if est]
-        found = iter(estimator(todo) if todo else [])
+        t0 = time.perf_counter()
+        found = estimator(todo) if todo else []
+        t1 = time.perf_counter()
+        tracked = iter([tracker.update(p) for p in found])
+        timings["estimate"] += t1 - t0
+        timings["track"] += time.perf_counter() - t1
         for t, f, est in pending:
-            yield t, f, tracker.update(next(found)) if est else None
+            yield t, f, next(tracked) if est else None
 
-    for i, (t, frame) in enumerate(frames):
-        pending.append((t, frame, i % every == 0))
+    frames = iter(frames)
+    for i in itertools.count():
+        t0 = time.perf_counter()
+        item = next(frames, None)
+        timings["decode"] += time.perf_counter() - t0
+        if item is None:
+            break
+        pending.append((item[0], item[1], i % every == 0))
         if sum(e for *_, e in pending) >= batch:
             yield from flush()
             pending = []
@@ -170,10 +190,17 @@ class _Overlay:
         self.held: deque = deque()
         self.last: FramePoses = FramePoses.empty()
         self.quit = False
+        self.seconds = 0.0  # spent resizing and drawing in the main thread
+        self.encoder = None
+        if writer is not None:  # H.264 encoding runs behind, in its own thread
+            from posrec.estimate.stream import BackgroundWriter
+
+            self.encoder = BackgroundWriter(lambda item: writer.write(*item), depth=8)
 
     def push(self, t: float, frame: np.ndarray, poses: FramePoses | None, now: float) -> None:
         import cv2
 
+        t0 = time.perf_counter()
         if poses is not None:
             self.last = poses
         if self.size != (frame.shape[1], frame.shape[0]):
@@ -181,11 +208,14 @@ class _Overlay:
         self.held.append((t, frame, self.last))
         while self.held and self.held[0][0] <= now - self.lag:
             self._draw(*self.held.popleft())
+        self.seconds += time.perf_counter() - t0
 
     def close(self) -> None:
         self.clf.run()
         while self.held:
             self._draw(*self.held.popleft())
+        if self.encoder is not None:
+            self.encoder.close()
 
     def _draw(self, t: float, frame: np.ndarray, poses: FramePoses) -> None:
         from posrec.overlay import draw_labels, draw_poses
@@ -195,8 +225,8 @@ class _Overlay:
         draw_poses(frame, poses, scale=self.scale)
         labels = [self.clf.current(int(tid), t) for tid in poses.track_ids]
         draw_labels(frame, poses, labels, scale=self.scale)
-        if self.writer is not None:
-            self.writer.write(frame, t)
+        if self.encoder is not None:
+            self.encoder.put((frame, t))
         if self.display is not None and not self.display.show(frame):
             self.quit = True
 
@@ -258,28 +288,37 @@ def label_video(video: str | os.PathLike, model: str | ActionModel = DEFAULT_MOD
             if writer is not None or display is not None:
                 overlay = _Overlay(writer, size, reader.width, 0.0 if rolling else length / 2 + step,
                                    step, clf, display)
+            timings = dict.fromkeys(("decode", "estimate", "track"), 0.0)
+            t_start = time.perf_counter()
             count, t_last = _stream(reader, est, n_every, batch, fps, store, cutter, clf,
-                                    overlay, bar, camera)
+                                    overlay, bar, camera, timings)
             clf.add(store, cutter.flush(store))
             clf.run()
+            t_close = time.perf_counter()
             if overlay is not None:
                 overlay.close()
             if writer is not None:
                 files.append(writer.path)
+    timings["recognise"] = clf.seconds
+    timings["draw"] = overlay.seconds if overlay is not None else 0.0
+    timings["finish_video"] = time.perf_counter() - t_close  # last frames drawn, encoder drained
+    timings["total_stream"] = t_close - t_start
     duration = max(t_last + 1 / fps, reader.duration or 0) if count else 0.0
     wdf, probs = clf.windows()
     from posrec.timeline import build_timeline
 
     timeline = build_timeline(wdf, probs, am.class_names, am.threshold, no_action=NO_ACTION)
     result = LabelResult(str(video), duration, count, timeline, wdf, probs, am.class_names, out,
-                         files)
+                         files, timings)
     if out is not None:
+        t0 = time.perf_counter()
         _write_outputs(result, store, am, stem, img_shape, fps,
                        dict(window=length, stride=step, every=n_every))
+        timings["write_outputs"] = time.perf_counter() - t0
     return result
 
 
-def _stream(reader, est, n_every, batch, fps, store, cutter, clf, overlay, bar, camera):
+def _stream(reader, est, n_every, batch, fps, store, cutter, clf, overlay, bar, camera, timings):
     from posrec.estimate.stream import prefetch
     from posrec.estimate.tracker import PoseTracker
 
@@ -287,7 +326,7 @@ def _stream(reader, est, n_every, batch, fps, store, cutter, clf, overlay, bar, 
     count, t = 0, 0.0
     try:
         for t, frame, poses in _estimated(frames, est, PoseTracker(fps=fps / n_every), n_every,
-                                          batch):
+                                          batch, timings):
             if poses is not None:
                 seen = store.add(t, poses)
                 clf.add(store, cutter.update(store, seen, t))

@@ -274,6 +274,11 @@ def _route(src: str, dst: str) -> list[str]:
     return paths.get(dst, [])
 
 
+def can_convert(src: str, dst: str) -> bool:
+    """Whether :func:`convert_layout` maps ``src`` joints into ``dst``."""
+    return src == dst or bool(_route(src, dst))
+
+
 def convert_layout(
     keypoint: np.ndarray,
     keypoint_score: np.ndarray | None,

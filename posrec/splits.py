@@ -45,7 +45,25 @@ def load_data(cfg: Config, extra: tuple[str, ...] = ()) -> dict:
             data = convert(src, d.format)
             if cache is not None:
                 save_dataset(data, cache)
-    return prepare_splits(data, cfg, extra)
+    return prepare_splits(to_layout(data, d.layout), cfg, extra)
+
+
+def to_layout(data: dict, layout: str) -> dict:
+    """``data`` with every clip in ``layout``: clips of another layout go through posrec's joint
+    map where one exists (an extracted coco17 file for a penn13 model); clips without a map are
+    left for the layout check to refuse."""
+    from posrec.io.datasets import infer_layout
+    from posrec.skeleton import can_convert, convert_layout
+
+    annos = []
+    for a in data["annotations"]:
+        src = infer_layout(a)
+        if layout and src != layout and can_convert(src, layout):
+            kp, sc = convert_layout(a["keypoint"], a.get("keypoint_score"), src, layout)
+            a = {**a, "keypoint": kp, "layout": layout,
+                 **({"keypoint_score": sc} if sc is not None else {})}
+        annos.append(a)
+    return {**data, "annotations": annos}
 
 
 def class_names(data: dict, num_classes: int | None = None) -> list[str]:
@@ -215,3 +233,24 @@ def split_dataset(spec, data: dict, split: str, num_clips: int = 1, augment: Any
 
     transform = build_transform(spec, augment is not None, num_clips, augment, test_flip)
     return SkeletonDataset(data, split, transform)
+
+
+def make_splits(data: dict, source: str = "all", val: float = 0.15, test: float = 0.15,
+                seed: int = 0) -> dict:
+    """A copy of ``data`` whose ``source`` split (``posrec extract`` writes one called ``all``)
+    is cut into ``train``, ``val`` and ``test``: ``test`` and then ``val`` of the clips held out
+    by :func:`carve_validation` (stratified by class, by subject where clips record one,
+    seeded). For a user's own labelled clips: ``posrec data split clips.pkl -o split.pkl``."""
+    ids = (data.get("split") or {}).get(source)
+    if not ids:
+        have = ", ".join(data.get("split") or {}) or "none"
+        raise PosrecError(f"dataset has no split '{source}' to cut (splits: {have})")
+    if not (0 < val < 1 and 0 < test < 1 and val + test < 1):
+        raise PosrecError(f"--val and --test must be fractions with val + test < 1, got {val}, {test}")
+    by_dir = {a["frame_dir"]: a for a in data["annotations"]}
+    unlabelled = [i for i in ids if by_dir[i].get("label") is None]
+    if unlabelled:
+        raise PosrecError(f"clip {unlabelled[0]} has no label: extract with --labels-from-dirs")
+    rest, held_test, _ = carve_validation([by_dir[i] for i in ids], test, seed)
+    train, held_val, _ = carve_validation([by_dir[i] for i in rest], val / (1 - test), seed + 1)
+    return {**data, "split": {"train": train, "val": held_val, "test": held_test}}
