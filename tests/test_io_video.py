@@ -226,7 +226,7 @@ def test_opencv_fallback_without_pyav(basketball, tmp_path, monkeypatch):
     monkeypatch.setattr(video_module, "av", None)
     monkeypatch.setattr(video_write_module, "av", None)
     monkeypatch.setattr(video_write_module, "_warned_fallback", False)
-    with open_video(basketball) as video:
+    with open_video(basketball, "pyav") as video:  # asked for PyAV, which is not there
         assert video.backend == "opencv" and video.frame_count == 300
         timed = list(itertools.islice(video.timed(), 3))
     assert [round(t, 4) for t, _ in timed] == [0.0, 0.0334, 0.0667]
@@ -242,13 +242,18 @@ def test_opencv_fallback_without_pyav(basketball, tmp_path, monkeypatch):
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
 
 
-def test_pyav_that_cannot_open_a_file_falls_back_to_opencv(basketball, monkeypatch):
-    def refuse(*a, **k):
-        raise av.error.InvalidDataError(1094995529, "Invalid data found when processing input")
+@pytest.mark.parametrize("broken, other", [("pyav", "opencv"), ("opencv", "pyav")])
+def test_a_decoder_that_cannot_open_a_file_hands_it_to_the_other(basketball, monkeypatch, broken, other):
+    if broken == "pyav":
+        def refuse(*a, **k):
+            raise av.error.InvalidDataError(1094995529, "Invalid data found when processing input")
 
-    monkeypatch.setattr(video_module.av, "open", refuse)
-    with open_video(basketball) as video:
-        assert video.backend == "opencv" and sum(1 for _ in video) == 300
+        monkeypatch.setattr(video_module.av, "open", refuse)
+    else:
+        unopened = cv2.VideoCapture
+        monkeypatch.setattr(video_module.cv2, "VideoCapture", lambda *a: unopened())  # never opens
+    with open_video(basketball, broken) as video:
+        assert video.backend == other and sum(1 for _ in video) == 300
 
 
 @pytest.mark.parametrize("decoder", ["pyav", "opencv"])

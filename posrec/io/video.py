@@ -1,5 +1,5 @@
-"""Streaming video input: files through PyAV (FFmpeg) with OpenCV as the fallback; webcams
-through OpenCV. Writing lives in :mod:`posrec.io.video_write` (re-exported here).
+"""Streaming video input: files through OpenCV or PyAV (both FFmpeg), each the other's fallback;
+webcams through OpenCV. Writing lives in :mod:`posrec.io.video_write` (re-exported here).
 
 Frames are RGB uint8 (H, W, 3), the estimator contract, in the orientation the video is meant
 to be shown in (rotation metadata applied). Every frame carries its timestamp in seconds, from
@@ -37,8 +37,10 @@ __all__ = ["VIDEO_EXTS", "VideoDecodeWarning", "VideoEncodeWarning", "VideoReade
 
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 DECODERS = ("pyav", "opencv")
-# Chosen by benchmarks/bench_video.py (decode fps of both readers on the shared clips, RESULTS).
-DEFAULT_DECODER = "pyav"
+# Chosen by benchmarks/bench_video.py (decode fps of both readers on the shared clips, RESULTS):
+# OpenCV decodes the small clips 2-5 times as fast as PyAV and 1080p about as fast; both give
+# the same frames, times and orientation, so PyAV is the one tried second.
+DEFAULT_DECODER = "opencv"
 
 # The container's frame count is an estimate for some formats (duration × fps for MKV/WebM), and
 # edit lists can drop a frame or two at the end of a valid MP4: only a bigger shortfall is damage.
