@@ -18,7 +18,6 @@ names and the calibration that turns logits into probabilities.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ import torch.nn as nn
 
 from posrec.data.pipeline import InputSpec
 from posrec.errors import PosrecError
+from posrec.io.atomic import file_sha256
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "weights" / "actions"
 DEFAULT_MODEL = "posrec-actions-27"
@@ -77,14 +77,6 @@ def _build(arch: str, flags: dict, num_classes: int, spec: InputSpec, in_channel
                        num_person=spec.num_person, **dict(flags or {}))
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _from_card(card: dict, weights: Path, where: str) -> ActionModel:
     from safetensors.torch import load_file
 
@@ -93,7 +85,7 @@ def _from_card(card: dict, weights: Path, where: str) -> ActionModel:
         raise PosrecError(f"{where}: model card lacks {', '.join(missing)}")
     if not weights.is_file():
         raise PosrecError(f"{where}: weights {weights.name} are missing")
-    if _sha256(weights) != card["sha256"]:
+    if file_sha256(weights) != card["sha256"]:
         raise PosrecError(f"{weights}: sha256 differs from the model card (a corrupt or foreign "
                           f"file); reinstall posrec or regenerate the weights")
     spec = InputSpec.from_dict(card["pipeline"], where)

@@ -12,8 +12,6 @@ channels-last tensor for free, which is the fast path for PyTorch's CPU convolut
 
 from __future__ import annotations
 
-import functools
-import hashlib
 from pathlib import Path
 
 import torch
@@ -21,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from posrec.errors import PosrecError
+from posrec.io.atomic import file_sha256
 
 # MobileNetV2 inverted-residual settings: (expansion, channels at width 1.0, repeats, stride).
 _MBV2 = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
@@ -280,16 +279,6 @@ def _notice_sha256() -> dict[str, str]:
             and all(c in "0123456789abcdef" for c in p[0])}
 
 
-@functools.lru_cache(maxsize=16)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    """sha256 of a file, once per process per (path, size, mtime): about 2 ms per MB here."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify_weights(path: Path, name: str) -> None:
     """Refuse a weight file whose sha256 differs from the one NOTICE lists for ``name``.
 
@@ -299,10 +288,9 @@ def verify_weights(path: Path, name: str) -> None:
     if expected is None:
         raise PosrecError(f"no sha256 for {name} in posrec/weights/NOTICE")
     try:
-        st = path.stat()
+        got = file_sha256(path)
     except OSError as err:
         raise PosrecError(f"MoveNet weights {path} cannot be read ({err.strerror or err})") from None
-    got = _sha256(str(path.resolve()), st.st_size, st.st_mtime_ns)
     if got != expected:
         raise PosrecError(f"MoveNet weights {path} are corrupt or not the shipped {name} "
                           f"(sha256 {got[:12]}..., expected {expected[:12]}...): reinstall posrec")

@@ -7,6 +7,8 @@ Every posrec command that writes files goes through here (DESIGN.md, Contracts),
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -133,3 +135,19 @@ def check_not_input(out_path: str | os.PathLike, *input_paths: str | os.PathLike
         if inp is not None and _same_file(out, Path(inp)):
             raise PosrecError(f"refusing to overwrite the input {inp} with the output {out_path}: "
                               "choose another output path")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 hex of a file, computed once per process per (path, size, mtime): about 2 ms per
+    MB. OSError if it cannot be read."""
+    st = os.stat(path)
+    return _sha256(os.path.realpath(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
