@@ -20,6 +20,7 @@ without it is unfinished).
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import itertools
 import json
 import os
@@ -262,8 +263,8 @@ def label_video(video: str | os.PathLike, model: str | ActionModel = DEFAULT_MOD
 
     check_settings(window, stride, threshold)
     am = model if isinstance(model, ActionModel) else load_action_model(model)
-    if threshold is not None:
-        am.threshold = float(threshold)
+    if threshold is not None:  # a copy: the caller's model keeps its card's threshold
+        am = dataclasses.replace(am, threshold=float(threshold))
     length = float(window if window is not None else am.window_seconds)  # 0 is not "default"
     step = float(stride if stride is not None else am.stride_seconds)
     if length <= 0 or step <= 0:
@@ -292,7 +293,7 @@ def label_video(video: str | os.PathLike, model: str | ActionModel = DEFAULT_MOD
             t_start = time.perf_counter()
             count, t_last = _stream(reader, est, n_every, batch, fps, store, cutter, clf,
                                     overlay, bar, camera, timings)
-            clf.add(store, cutter.flush(store))
+            clf.add(store, cutter.flush(store, n_every / fps))
             clf.run()
             t_close = time.perf_counter()
             if overlay is not None:
