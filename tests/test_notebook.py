@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from notebook_runner import execute
 from train_runs import ROOT, ci_run
 
 NOTEBOOK = ROOT / "notebooks" / "analyse_run.ipynb"
@@ -15,8 +16,6 @@ NOTEBOOK = ROOT / "notebooks" / "analyse_run.ipynb"
 
 @pytest.mark.slow
 def test_analyse_run_notebook_executes(tmp_path_factory, monkeypatch):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
     run, metrics, _ = ci_run(tmp_path_factory.getbasetemp())
     # As a user runs it: the kernel in notebooks/, the run named relative to the repository
     # root (which, from notebooks/, names nothing)
@@ -24,16 +23,7 @@ def test_analyse_run_notebook_executes(tmp_path_factory, monkeypatch):
     assert not (NOTEBOOK.parent / relative).exists()
     monkeypatch.setenv("POSREC_RUN_DIR", relative)
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": str(NOTEBOOK.parent)}}
-                            ).execute()  # raises CellExecutionError on any failing cell
-
-    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-    images = [o for o in outputs if "image/png" in o.get("data", {})]
-    text = "\n".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
-                     for o in outputs)
-    html = "\n".join(str(o.get("data", {}).get("text/html", "")) for o in outputs)
+    images, text, html = execute(NOTEBOOK, timeout=300)
     assert len(images) >= 3  # learning curves, confusion matrix, per-class accuracy
     assert "6 epochs" in text
     assert "test_best: best.pt on split test" in text  # which checkpoint and split it shows
