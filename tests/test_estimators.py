@@ -188,3 +188,21 @@ def test_keypointrcnn_wrong_state_dict_is_not_called_offline(monkeypatch, tmp_pa
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", lambda *a, **k: {"foo": torch.zeros(1)})
     with pytest.raises(PosrecError, match=r"could not be loaded \(RuntimeError: Error"):
         KeypointRCNNEstimator()
+
+
+def test_size_probe_without_a_size_reaching_the_recall_takes_the_one_finding_most():
+    """Three people each found at one size only (boxes built by hand: the case came from a real
+    composite clip in benchmarks/bench_label.py, where the probe raised StopIteration): no size
+    finds 90 % of the pooled people, so the size that finds most (the smallest among ties) wins
+    instead of an error."""
+    from posrec.estimate.estimators import MultiPoseSize
+    from posrec.estimate.types import FramePoses
+
+    def people(*boxes):
+        n = len(boxes)
+        return FramePoses(np.zeros((n, 17, 2)), np.ones((n, 17)), np.array(boxes, float), np.ones(n))
+
+    sizer = MultiPoseSize()
+    a, b, c = (0, 0, 10, 20), (50, 0, 60, 20), (100, 0, 110, 20)
+    found = [people(a), people(b, c), people(a)]
+    assert sizer.choose([256, 384, 512], found) == 1 and sizer.size == 384

@@ -127,7 +127,9 @@ class MultiPoseSize:
             return sizes.index(self.size) if self.size in sizes else -1
         counts = [int((box_iou(pooled, p.boxes) >= self.SAME_PERSON_IOU).any(1).sum()) if len(p) else 0
                   for p in found]
-        best = next(s for s, c in zip(sizes, counts) if c >= self.RECALL * len(pooled))
+        # no size finds RECALL of the people pooled over all sizes: the one that finds most
+        best = next((s for s, c in zip(sizes, counts) if c >= self.RECALL * len(pooled)),
+                    sizes[int(np.argmax(counts))])
         self.size = max(self.size, best)
         if len(pooled) >= self.CROWD:
             self.max_people = self.PROBE_PEOPLE
