@@ -293,7 +293,7 @@ def label_video(video: str | os.PathLike, model: str | ActionModel = DEFAULT_MOD
             t_start = time.perf_counter()
             count, t_last = _stream(reader, est, n_every, batch, fps, store, cutter, clf,
                                     overlay, bar, camera, timings)
-            clf.add(store, cutter.flush(store, n_every / fps))
+            clf.add(store, cutter.flush(store))
             clf.run()
             t_close = time.perf_counter()
             if overlay is not None:

@@ -97,14 +97,13 @@ class WindowCutter:
             self.next_start[tid] = start
         return out
 
-    def flush(self, store: TrackStore, frame_dt: float = 0.0) -> list[tuple[int, float, float]]:
+    def flush(self, store: TrackStore) -> list[tuple[int, float, float]]:
         """At the end of the video: one padded window for each track shorter than a window,
-        and a last window ending with each track that outlived its last full window. A track's
-        time ends ``frame_dt`` (one frame) after its last frame's timestamp."""
+        and a last window ending with each track that outlived its last full window (at its
+        last frame's timestamp: a variable-frame-rate clip has no reliable frame duration)."""
         out = []
         for tid in store.tracks:
             first, last = store.span(tid)
-            last += frame_dt
             if last - first < self.min_track:
                 continue
             end = self.last_end.get(tid)
