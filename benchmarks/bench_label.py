@@ -132,10 +132,13 @@ def memory_table(clip: Path, minutes: list[float], tmp: Path, threads: int) -> N
         with write_video(long, 30.0, (640, 480), preset="ultrafast") as vw:
             for i in range(n):
                 vw.write(frames[i % len(frames)], i / 30.0)
-        code = (f"import resource, torch; torch.set_num_threads({threads}); "
+        # VmHWM, not ru_maxrss: a child's ru_maxrss starts at its parent's peak (Linux keeps it
+        # across fork and exec), VmHWM belongs to the child's own address space.
+        code = (f"import re, torch; torch.set_num_threads({threads}); "
                 f"from posrec.label import label_video; "
                 f"label_video({str(long)!r}, out_dir={str(tmp / 'out')!r}, progress=False); "
-                f"print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+                f"print(int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())"
+                f".group(1)) / 1024)")
         t0 = time.perf_counter()
         peak = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                               check=True).stdout.split()[-1]
