@@ -330,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list the shipped action models and what --model takes")
     p.set_defaults(func=cmd_models)
 
-    data = sub.add_parser("data", help="skeleton dataset files: convert, info, merge")
+    data = sub.add_parser("data", help="skeleton dataset files: convert, info, split, merge")
     dsub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     p = dsub.add_parser("convert", help="a dataset in its own format -> posrec/PYSKL pickle")
     p.add_argument("src", metavar="SRC", help="file or folder (Penn .mat dir, NW-UCLA json dir, "
