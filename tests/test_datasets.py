@@ -17,7 +17,8 @@ from posrec.errors import PosrecError
 from posrec.io import pickle as pk
 from posrec.io.datasets import convert, dataset_info, detect_format, format_dataset_info
 from posrec.io.ntu import ntu_splits, parse_ntu_name, parse_skeleton_file, read_ntu, read_ntu_skeleton
-from posrec.io.penn import PENN_CLASSES, read_penn_mat
+from posrec.io.penn import ANATOMICAL_ORDER, PENN_CLASSES, read_penn_mat
+from posrec.skeleton import get_layout
 
 PENN = "skeleton/penn_action/labels"
 UCLA = "skeleton/nw_ucla"
@@ -58,11 +59,35 @@ def test_penn_clip_matches_mat(penn, shared_data):
     assert a["label"] == PENN_CLASSES.index("baseball_pitch") and "0001" in penn["split"]["test"]
     assert a["keypoint"].shape == (1, 151, 13, 2) and a["keypoint"].dtype == np.float32
     assert a["keypoint_score"].shape == (1, 151, 13) and a["img_shape"] == (360, 480)
-    np.testing.assert_allclose(a["keypoint"][0, ..., 0], mat["x"])
-    np.testing.assert_allclose(a["keypoint"][0, ..., 1], mat["y"])
+    order = list(ANATOMICAL_ORDER)  # the file's left/right columns swapped, head kept
+    np.testing.assert_allclose(a["keypoint"][0, ..., 0], mat["x"][:, order])
+    np.testing.assert_allclose(a["keypoint"][0, ..., 1], mat["y"][:, order])
     # invisible joints keep their position with score 0.5: visibility is recoverable exactly
-    np.testing.assert_array_equal(a["keypoint_score"][0] == 1.0, mat["visibility"] == 1)
+    np.testing.assert_array_equal(a["keypoint_score"][0] == 1.0, mat["visibility"][:, order] == 1)
     assert set(np.unique(a["keypoint_score"])) <= {0.0, 0.5, 1.0}
+
+
+def test_penn_left_and_right_are_the_bodys_own(penn, shared_data):
+    """Penn's files label the mirror sides; read, a joint called left is the body's left, as in
+    COCO, JHMDB and MoveNet's output (posrec/io/penn.py says how this was measured)."""
+    lay = get_layout("penn13")
+    ls, rs = lay.index("left_shoulder"), lay.index("right_shoulder")
+    lw, rw = lay.index("left_wrist"), lay.index("right_wrist")
+    facing, throws = [], []
+    for a in penn["annotations"]:
+        m = scipy.io.loadmat(str(shared_data / PENN / f"{a['frame_dir']}.mat"), variable_names=("pose",))
+        kp, vis = a["keypoint"][0], a["keypoint_score"][0] == 1
+        if str(m["pose"][0]) == "front":  # facing the camera: own left shoulder on image right
+            ok = vis[:, ls] & vis[:, rs]
+            if ok.any():
+                facing.append(np.mean(kp[ok, ls, 0] > kp[ok, rs, 0]))
+        if PENN_CLASSES[a["label"]] in ("baseball_pitch", "tennis_serve", "bowl"):
+            def travel(j):
+                ok = vis[1:, j] & vis[:-1, j]
+                return np.linalg.norm(np.diff(kp[:, j], axis=0), axis=-1)[ok].sum()
+            throws.append(travel(rw) > travel(lw))  # most people throw right-handed
+    assert len(facing) > 400 and np.median(facing) > 0.9
+    assert len(throws) > 500 and np.mean(throws) > 0.6
 
 
 def test_penn_mat_missing_field(tmp_path, shared_data):
