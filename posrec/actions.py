@@ -45,18 +45,21 @@ def carve_validation(ids: list[str], labels: list[int], fraction: float,
 
 
 def build_action_dataset(penn_dir: str | Path, jhmdb_dir: str | Path, jhmdb_split: int = 1,
-                         val_fraction: float = 0.1, seed: int = 0) -> dict:
+                         val_fraction: float = 0.1, seed: int = 0, penn_only: bool = False) -> dict:
     """Penn Action (official split) + one JHMDB split as one dataset dict over
     :data:`ACTION_CLASSES`, with splits ``train``, ``val``, ``test_penn``, ``test_jhmdb`` and
-    ``test`` (see tools/make_action_dataset.py)."""
+    ``test`` (see tools/make_action_dataset.py). ``penn_only`` leaves JHMDB out (same class
+    list, same Penn carve: the reference that measures what the merge costs Penn's classes)."""
     from posrec.io.jhmdb import read_jhmdb
     from posrec.io.penn import read_penn
 
-    penn, jhmdb = read_penn(penn_dir), read_jhmdb(jhmdb_dir, jhmdb_split)
+    penn = read_penn(penn_dir)
+    jhmdb = {"split": {"train": [], "test": []}, "annotations": [], "classes": []} if penn_only \
+        else read_jhmdb(jhmdb_dir, jhmdb_split)
     annos = _relabel(penn, {}) + _relabel(jhmdb, JHMDB_TO_ACTION)
     label = {a["frame_dir"]: a["label"] for a in annos}
     split: dict[str, list[str]] = {"train": [], "val": []}
-    for part in (penn, jhmdb):
+    for part in (penn, jhmdb) if not penn_only else (penn,):
         ids = part["split"]["train"]
         tr, va = carve_validation(ids, [label[i] for i in ids], val_fraction, seed)
         split["train"] += tr

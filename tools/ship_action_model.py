@@ -10,7 +10,8 @@ are scored once each, clean and noisy, and never choose anything. "noisy" applie
 estimator noise model measured on the shared clips (:data:`MEASURED_NOISE`, from
 benchmarks/noise_model.py and RESULTS.md: jitter, lost joints and frames, left/right swaps);
 "harsh" applies the stronger noise the model was trained with (``config.data.augment``,
-partial bodies included); both with a fixed seed.
+partial bodies included); "noisy_every2" is "noisy" on every second frame only (the clip at
+half its frame rate: what ``posrec label --every 2`` feeds the model); all with a fixed seed.
 
 Calibration: one temperature T for the softmax, fitted on the validation windows under noise
 (each of the ``num_clips`` windows of a clip is one sample, as the labeller scores single
@@ -49,11 +50,15 @@ STRIDE_FRACTION = 0.25  # windows every quarter window: a 2 s window every 0.5 s
 
 @torch.no_grad()
 def window_logits(net, data: dict, split: str, spec: InputSpec, num_clips: int, augment,
-                  noisy: bool, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(N, num_clips, K) logits of every clip's windows, and labels (N,)."""
+                  noisy: bool, seed: int = 0, every: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(N, num_clips, K) logits of every clip's windows, and labels (N,). ``every`` keeps
+    every n-th frame of each clip (at 1/n of its frame rate), as ``posrec label --every n``
+    estimates only those frames."""
     np.random.seed(seed)  # the noise transforms draw from numpy's global generator
-    ds = SkeletonDataset(data, split, build_transform(spec, False, num_clips, augment,
-                                                      noisy=noisy))
+    transform = build_transform(spec, False, num_clips, augment, noisy=noisy)
+    if every > 1:
+        transform = _every_nth(transform, every, spec.source_fps or 30.0)
+    ds = SkeletonDataset(data, split, transform)
     out, labels = [], []
     for i in range(0, len(ds), 32):
         items = [ds[j] for j in range(i, min(i + 32, len(ds)))]
@@ -61,6 +66,17 @@ def window_logits(net, data: dict, split: str, spec: InputSpec, num_clips: int, 
         out.append(net(x.flatten(0, 1)).view(len(items), num_clips, -1).numpy())
         labels += [y for _, y in items]
     return np.concatenate(out), np.asarray(labels)
+
+
+def _every_nth(transform, n: int, default_fps: float):
+    def sub(results: dict) -> dict:
+        kp = results["keypoint"][:, ::n]
+        out = {**results, "keypoint": kp, "total_frames": kp.shape[1],
+               "fps": (results.get("fps") or default_fps) / n}
+        if "keypoint_score" in results:
+            out["keypoint_score"] = results["keypoint_score"][:, ::n]
+        return transform(out)
+    return sub
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -139,11 +155,13 @@ def main() -> None:
     res = {"checkpoint": str(a.checkpoint), "selected_on": ck.get("selected_on"),
            "epoch": ck.get("epoch"), "num_clips": cfg.data.num_clips, "splits": {}}
     logits_of = {}
-    conditions = {"clean": None, "noisy": MEASURED_NOISE, "harsh": cfg.data.augment}
+    # "noisy_every2": the measured noise on every second frame (``posrec label --every 2``)
+    conditions = {"clean": (None, 1), "noisy": (MEASURED_NOISE, 1),
+                  "harsh": (cfg.data.augment, 1), "noisy_every2": (MEASURED_NOISE, 2)}
     for split in a.splits:
-        for tag, noise in conditions.items():
+        for tag, (noise, every) in conditions.items():
             z, y = window_logits(net, data, split, spec, cfg.data.num_clips, noise,
-                                 noise is not None)
+                                 noise is not None, every=every)
             logits_of[split, tag] = (z, y)
             clip_probs = softmax(z).mean(1)
             res["splits"].setdefault(split, {})[tag] = metrics(clip_probs, y, classes)
