@@ -183,6 +183,32 @@ def test_rotated_phone_clip_gives_portrait_skeletons(capsys, videos, tmp_path):
     assert frame.shape[0] > frame.shape[1]
 
 
+@pytest.mark.slow
+def test_4k_clip_is_labelled_in_its_own_pixels(capsys, videos, tmp_path):
+    import cv2
+
+    # The real two-player clip upscaled to 3840x2160 (1.2 s at 10 fps): the estimator sees a
+    # downscaled frame, the outputs keep the 4K coordinates, the overlay stays 4K unless asked.
+    frames = [cv2.resize(f, (3840, 2160), interpolation=cv2.INTER_LINEAR)
+              for f in tiny_frames(videos / "basketball_two_people.mp4", 1.2, 10, (426, 240))]
+    clip = make_clip(tmp_path / "uhd.mp4", frames, fps=10)
+    del frames
+    out = tmp_path / "out"
+    code, stdout, err = run(capsys, "label", clip, "-o", out, "--overlay-size", "720p")
+    assert code == 0, err
+    anno = load_dataset(out / "skeletons.pkl")["annotations"][0]
+    assert anno["img_shape"] == (2160, 3840) and anno["keypoint"].shape[0] >= 1
+    sure = anno["keypoint_score"] > 0.3
+    xy = anno["keypoint"][sure]
+    assert len(xy) and xy[:, 0].max() > 426  # 4K pixels, not the estimator's input's
+    # on the frame, give or take the feet the estimator places just below its edge
+    assert (xy >= -0.05 * 2160).all() and (xy <= np.array([3840, 2160]) + 0.05 * 2160).all()
+    assert len(read_windows(out)) >= 1 and "person " in stdout
+    with av.open(str(out / "uhd_label.mp4")) as c:
+        shapes = [f.to_ndarray(format="rgb24").shape for f in c.decode(video=0)]
+    assert shapes == [(720, 1280, 3)] * len(anno["timestamps"])
+
+
 # --- 3. shorter than a window; nobody ------------------------------------------------------
 
 @pytest.mark.slow
