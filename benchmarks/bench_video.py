@@ -250,6 +250,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="one repeat, Lightning only")
     ap.add_argument("--tables", default="1,2,3,4")
+    ap.add_argument("--models", default=None,
+                    help="table 4's estimators, comma-separated (default lightning,multipose; "
+                         "--quick: lightning)")
     ap.add_argument("--threads", type=int, default=THREADS,
                     help="PyTorch threads (default 2; 1 on a machine other jobs load: OpenMP's "
                          "barriers stall when its threads lose their cores)")
@@ -280,7 +283,8 @@ def main() -> None:
     if "3" in tables:
         table_stages(hd)
     if "4" in tables:
-        table_pipeline(["lightning"] if args.quick else ["lightning", "multipose"], repeats)
+        models = args.models or ("lightning" if args.quick else "lightning,multipose")
+        table_pipeline(models.split(","), repeats)
 
 
 if __name__ == "__main__":
