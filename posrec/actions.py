@@ -53,18 +53,18 @@ def build_action_dataset(penn_dir: str | Path, jhmdb_dir: str | Path, jhmdb_spli
     from posrec.io.jhmdb import read_jhmdb
     from posrec.io.penn import read_penn
 
-    penn = read_penn(penn_dir)
-    jhmdb = {"split": {"train": [], "test": []}, "annotations": [], "classes": []} if penn_only \
-        else read_jhmdb(jhmdb_dir, jhmdb_split)
-    annos = _relabel(penn, {}) + _relabel(jhmdb, JHMDB_TO_ACTION)
+    parts = {"penn": (read_penn(penn_dir), {})}
+    if not penn_only:
+        parts["jhmdb"] = (read_jhmdb(jhmdb_dir, jhmdb_split), JHMDB_TO_ACTION)
+    annos = [a for data, rename in parts.values() for a in _relabel(data, rename)]
     label = {a["frame_dir"]: a["label"] for a in annos}
     split: dict[str, list[str]] = {"train": [], "val": []}
-    for part in (penn, jhmdb) if not penn_only else (penn,):
-        ids = part["split"]["train"]
+    for data, _ in parts.values():
+        ids = data["split"]["train"]
         tr, va = carve_validation(ids, [label[i] for i in ids], val_fraction, seed)
         split["train"] += tr
         split["val"] += va
-    split["test_penn"] = list(penn["split"]["test"])
-    split["test_jhmdb"] = list(jhmdb["split"]["test"])
+    for name in ("penn", "jhmdb"):
+        split[f"test_{name}"] = list(parts[name][0]["split"]["test"]) if name in parts else []
     split["test"] = split["test_penn"] + split["test_jhmdb"]
     return {"split": split, "annotations": annos, "classes": list(ACTION_CLASSES)}

@@ -65,3 +65,24 @@ def test_bad_inputs(tmp_path, jhmdb_dir):
     (tmp_path / "GT_test_1.pkl").write_bytes((tmp_path / "GT_train_1.pkl").read_bytes())
     with pytest.raises(PosrecError, match=r"expected \(T, 15, 2\)"):
         read_jhmdb(tmp_path, 1)
+
+
+def test_action_dataset_merges_both_sets_and_penn_only_keeps_the_same_penn_carve(shared_data):
+    from posrec.actions import ACTION_CLASSES, build_action_dataset
+
+    root = shared_data / "skeleton"
+    both = build_action_dataset(root / "penn_action/labels", root / "jhmdb", 1)
+    penn = build_action_dataset(root / "penn_action/labels", root / "jhmdb", 1, penn_only=True)
+    s, p = both["split"], penn["split"]
+    assert both["classes"] == penn["classes"] == list(ACTION_CLASSES) and len(ACTION_CLASSES) == 27
+    assert (len(s["test_penn"]), len(s["test_jhmdb"])) == (1068, 176)
+    assert set(s["train"]).isdisjoint(s["val"]) and set(s["train"] + s["val"]).isdisjoint(s["test"])
+    label = {a["frame_dir"]: ACTION_CLASSES[a["label"]] for a in both["annotations"]}
+    jhmdb_ids = set(s["test_jhmdb"])
+    assert "golf" not in label.values() and "golf_swing" in {label[i] for i in jhmdb_ids}
+    # Penn-only: the same Penn clips in every split, no JHMDB clip anywhere
+    assert p["test_jhmdb"] == [] and p["test"] == p["test_penn"] == s["test_penn"]
+    penn_ids = {a["frame_dir"] for a in penn["annotations"]}
+    assert p["train"] == [i for i in s["train"] if i in penn_ids]
+    assert p["val"] == [i for i in s["val"] if i in penn_ids]
+    assert len(penn_ids) == 2326
