@@ -42,7 +42,8 @@ class ActionModel:
 
     ``probabilities(x)`` maps model input (N, M, T, V, C) float32 to calibrated class
     probabilities (N, K): softmax of the logits divided by ``temperature``. A window whose top
-    probability is under ``threshold`` is "no action".
+    probability is under ``threshold`` is "no action". ``min_pose_fps``: the sparsest pose rate
+    the labeller may estimate at (validated on the card; None: the model's own frame rate).
     """
 
     name: str
@@ -54,6 +55,7 @@ class ActionModel:
     window_seconds: float = 2.0
     stride_seconds: float = 0.5
     card: dict = field(default_factory=dict)
+    min_pose_fps: float | None = None
 
     @torch.no_grad()
     def probabilities(self, x: torch.Tensor) -> np.ndarray:
@@ -101,7 +103,8 @@ def _from_card(card: dict, weights: Path, where: str) -> ActionModel:
                           f"({' '.join(first)[:200]})") from None
     return ActionModel(card["name"], net.eval(), spec, list(card["class_names"]),
                        float(card["temperature"]), float(card["threshold"]),
-                       float(card["window_seconds"]), float(card["stride_seconds"]), card)
+                       float(card["window_seconds"]), float(card["stride_seconds"]), card,
+                       card.get("min_pose_fps"))
 
 
 def _from_checkpoint(path: Path) -> ActionModel:

@@ -172,10 +172,10 @@ def check_settings(window: float | None, stride: float | None, threshold: float 
         raise PosrecError(f"--threshold must be a probability between 0 and 1, got {threshold:g}")
 
 
-def _every(spec_fps: float | None, video_fps: float, every: int | str) -> int:
-    """Estimate on every n-th frame: 'auto' keeps at least the model's frame rate."""
+def _every(min_fps: float | None, video_fps: float, every: int | str) -> int:
+    """Estimate on every n-th frame: 'auto' keeps at least ``min_fps`` poses a second."""
     if every == "auto":
-        return max(1, int(video_fps // spec_fps)) if spec_fps and video_fps else 1
+        return max(1, int(video_fps // min_fps)) if min_fps and video_fps else 1
     if int(every) < 1:
         raise PosrecError(f"--every must be at least 1, got {every}")
     return int(every)
@@ -254,7 +254,7 @@ def label_video(video: str | os.PathLike, model: str | ActionModel = DEFAULT_MOD
     ``estimator``: a name for :func:`posrec.estimate.estimators.load_estimator` or an estimator.
     ``window`` / ``stride`` (seconds) and ``threshold`` (calibrated probability under which a
     window is "no action") default to the model card's. ``every``: estimate on every n-th
-    frame ('auto': as sparse as the model's frame rate allows). ``rolling``: draw each person's
+    frame ('auto': as sparse as the model card's ``min_pose_fps`` allows, else its frame rate). ``rolling``: draw each person's
     latest label without waiting (the camera's mode). ``out_dir``: write the run directory
     (see the module docstring); None writes nothing. Returns a :class:`LabelResult`.
     """
@@ -278,7 +278,7 @@ def label_video(video: str | os.PathLike, model: str | ActionModel = DEFAULT_MOD
         out.mkdir(parents=True, exist_ok=True)
     with reader:
         fps = reader.fps or 30.0
-        n_every = _every(am.spec.fps, fps, every)
+        n_every = _every(am.min_pose_fps or am.spec.fps, fps, every)
         img_shape = (reader.height, reader.width)
         clf = _Classifier(am, img_shape, frame_dt=1.5 * n_every / fps)
         store, cutter = TrackStore(), WindowCutter(length, step)

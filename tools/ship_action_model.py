@@ -177,6 +177,15 @@ def main() -> None:
         ship(a.ship, net, ck, cfg, spec, res)
 
 
+def min_pose_fps(spec: InputSpec, val: dict) -> float:
+    """The sparsest pose rate ``posrec label --every auto`` may use: half the data's frame rate
+    where validation under the measured noise loses at most half a point at it (the "noisy,
+    every 2nd" condition), else the model's own rate. Chosen on validation, never on a test."""
+    if val["noisy_every2"]["top1"] >= val["noisy"]["top1"] - 0.005:
+        return spec.source_fps / 2
+    return spec.fps
+
+
 def ship(name: str, net, ck: dict, cfg, spec: InputSpec, res: dict) -> None:
     from safetensors.torch import save_file
 
@@ -190,6 +199,7 @@ def ship(name: str, net, ck: dict, cfg, spec: InputSpec, res: dict) -> None:
             "class_names": list(ck["class_names"]), "pipeline": spec.to_dict(),
             "temperature": round(res["temperature"], 4), "threshold": res["threshold"],
             "window_seconds": window, "stride_seconds": window * STRIDE_FRACTION,
+            "min_pose_fps": min_pose_fps(spec, res["splits"]["val"]),
             "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
             "accuracy": res["splits"], "calibration_val_noisy": res["calibration_val_noisy"],
             "selected_on": ck.get("selected_on"), "epoch": ck.get("epoch"),

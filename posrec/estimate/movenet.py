@@ -193,7 +193,11 @@ class MoveNet(nn.Module):
 
     def forward(self, images: torch.Tensor, max_people: int | None = None) -> torch.Tensor:
         """``max_people``: multipose people per image (default ``self.max_people``)."""
-        out = self.features(images)
+        return self.decode(self.features(images), max_people)
+
+    def decode(self, out: dict[str, torch.Tensor], max_people: int | None = None) -> torch.Tensor:
+        """Head outputs (from :meth:`features`, or the same network run elsewhere) -> the
+        reference outputs described in the class docstring."""
         if not self.multipose:
             return self._decode_single(out)
         return self._decode_multi(out, max_people or self.max_people)

@@ -1,0 +1,80 @@
+"""MoveNet on ONNX Runtime (the default on the CPU) gives PyTorch's poses, and its export cache
+behaves: one file per weight file, reused, and a cache that cannot be written is no error."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from posrec.errors import PosrecError
+from posrec.estimate import onnx_backend
+from posrec.estimate.estimators import MoveNetEstimator, load_estimator
+from posrec.io.images import read_image
+
+pytestmark = pytest.mark.skipif(not onnx_backend.available(), reason="onnxruntime not installed")
+
+
+@pytest.fixture(scope="module")
+def frames(shared_data: Path) -> list[np.ndarray]:
+    """The two test photos and the four COCO sample images (1 to 5 people each)."""
+    paths = sorted((shared_data / "images").glob("*.png"))
+    paths += sorted((shared_data / "keypoints" / "coco").glob("*.jpg"))
+    return [read_image(p) for p in paths]
+
+
+@pytest.mark.parametrize("variant, options", [
+    ("multipose", {}),                      # "auto" input size: probes several sizes
+    ("multipose", {"input_size": 640}),
+    ("lightning", {"follow_person": True}),  # the video path, crop by crop
+    ("thunder", {}),
+])
+def test_onnxruntime_gives_pytorchs_poses_on_real_images(frames, variant, options):
+    fast = MoveNetEstimator(variant, backend="onnxruntime", **options)
+    ref = MoveNetEstimator(variant, backend="torch", **options)
+    assert fast.network is not None and ref.network is None
+    people = 0
+    for frame in frames:
+        # each photo on its own, twice: a follower's second pass runs on the crop around its
+        # first pose, given to both (a crop 1e-5 off resamples the pixels and moves scores 1e-3)
+        fast.reset(), ref.reset()
+        fast([frame]), ref([frame])
+        ref._crop = fast._crop
+        a, b = fast([frame])[0], ref([frame])[0]
+        assert len(a.keypoints) == len(b.keypoints)
+        people += len(a.keypoints)
+        # float32 rounding of the raw heads: a small fraction of a pixel, never a different peak
+        np.testing.assert_allclose(a.keypoints, b.keypoints, atol=0.05)
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
+        np.testing.assert_allclose(a.box_scores, b.box_scores, atol=1e-4)
+    assert people >= len(frames)
+
+
+def test_auto_backend_is_onnxruntime_on_the_cpu_and_torch_elsewhere():
+    assert load_estimator("lightning").network is not None
+    assert load_estimator("lightning", backend="torch").network is None
+    with pytest.raises(PosrecError, match="unknown backend 'tensorrt'"):
+        load_estimator("lightning", backend="tensorrt")
+
+
+def test_export_is_cached_once_per_weight_file(monkeypatch, tmp_path, frames):
+    monkeypatch.setenv("POSREC_CACHE_DIR", str(tmp_path / "cache"))
+    MoveNetEstimator("lightning", backend="onnxruntime")([frames[0]])
+    cached = list((tmp_path / "cache").glob("movenet_lightning-*.onnx"))
+    assert len(cached) == 1 and cached[0].stat().st_size > 1_000_000
+    stamp = cached[0].stat().st_mtime_ns
+
+    def no_export(*args):
+        raise AssertionError("exported again although the cache holds the graph")
+    monkeypatch.setattr(onnx_backend, "export", no_export)
+    poses = MoveNetEstimator("lightning", backend="onnxruntime")([frames[0]])[0]
+    assert len(poses.keypoints) == 1
+    assert cached[0].stat().st_mtime_ns == stamp
+
+
+def test_a_cache_that_cannot_be_written_exports_in_memory(monkeypatch, tmp_path, frames):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("POSREC_CACHE_DIR", str(blocker))
+    poses = MoveNetEstimator("lightning", backend="onnxruntime")([frames[0]])[0]
+    assert len(poses.keypoints) == 1
+    assert blocker.read_text() == "a file where the cache folder should be"
