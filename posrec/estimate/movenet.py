@@ -247,15 +247,18 @@ class MoveNet(nn.Module):
         reg = out["regress"][b, :, cy, cx].view(n, max_people, 17, 2)
         ry = cy[..., None].to(dt) + reg[..., 0]  # (N, P, 17)
         rx = cx[..., None].to(dt) + reg[..., 1]
+        # Each joint's heatmap, weighted by a Gaussian around its regressed position and masked
+        # to its person's box. Both factor into a row and a column term, exp(-(dy²+dx²)/s) =
+        # exp(-dy²/s) exp(-dx²/s), so the exponentials cost h + w, not h * w, per joint.
         gy = torch.arange(h, device=dev, dtype=dt).view(1, h, 1, 1, 1)
         gx = torch.arange(w, device=dev, dtype=dt).view(1, 1, w, 1, 1)
-        d2 = (gy - ry[:, None, None]) ** 2 + (gx - rx[:, None, None]) ** 2  # (N, h, w, 6, 17)
-        weight = torch.exp(-d2 / (self.kpt_sigma_factor * min(h, w)))
+        sigma = self.kpt_sigma_factor * min(h, w)
+        in_rows = (gy >= ymin[:, None, None, :, None]) & (gy < ymax[:, None, None, :, None])
+        in_cols = (gx >= xmin[:, None, None, :, None]) & (gx < xmax[:, None, None, :, None])
+        rows = torch.exp(-(gy - ry[:, None, None]) ** 2 / sigma) * in_rows  # (N, h, 1, P, 17)
+        cols = torch.exp(-(gx - rx[:, None, None]) ** 2 / sigma) * in_cols  # (N, 1, w, P, 17)
         heat = torch.sigmoid(out["heatmap"]).permute(0, 2, 3, 1)[:, :, :, None]  # (N,h,w,1,17)
-        gy3, gx3 = gy[..., 0], gx[..., 0]  # (1, h, 1, 1), (1, 1, w, 1)
-        inside = ((gy3 >= ymin[:, None, None]) & (gy3 < ymax[:, None, None])
-                  & (gx3 >= xmin[:, None, None]) & (gx3 < xmax[:, None, None]))  # (N,h,w,6)
-        weighted = heat * weight * inside[..., None].to(dt)  # (N, h, w, 6, 17)
+        weighted = heat * rows * cols  # (N, h, w, P, 17)
         kidx = weighted.flatten(1, 2).argmax(1)  # (N, P, 17) over h*w
         ky, kx = kidx // w, kidx % w
         joint = torch.arange(17, device=dev)
