@@ -1,12 +1,13 @@
 """Estimator speed and memory on frames of a real clip, and full `posrec pose` throughput.
 
-    python benchmarks/bench_estimators.py [--quick]
+    python benchmarks/bench_estimators.py [--quick] [--variants multipose]
 
 Table 1: model forward time per frame (median over repeats) and the process's peak resident
 memory, for each MoveNet at batch 1 and 8 with 1 and 2 threads, on model inputs prepared from
 frames of ``videos/sports2d_demo.mp4``. Each configuration runs in a fresh process so the
 peak memory is its own. The reference in the same run: the same network run "straight",
-as a plain PyTorch port would (contiguous NCHW float input, ``torch.no_grad``).
+as a plain PyTorch port would (contiguous NCHW float input, ``torch.no_grad``). A third column
+runs the network on ONNX Runtime (posrec's default on the CPU), the decoding in PyTorch.
 
 Table 2: the whole `posrec pose` pipeline (decode, estimate, track, draw, encode MP4, JSON) on a
 10-second 1920x1080 clip made from the sports2d frames, against the model alone on the same
@@ -44,14 +45,17 @@ def _frames(n: int) -> list[np.ndarray]:
         return [f for _, f in zip(range(n), reader)]
 
 
-def measure(variant: str, batch: int, threads: int, straight: bool, repeats: int) -> dict:
-    """One configuration, in this process: ms per frame (median) and peak RSS."""
+def measure(variant: str, batch: int, threads: int, mode: int, repeats: int) -> dict:
+    """One configuration, in this process: ms per frame (median) and peak RSS.
+
+    ``mode``: 0 posrec on PyTorch, 1 the straight PyTorch port, 2 posrec on ONNX Runtime."""
     import torch
 
     from posrec.estimate.estimators import MoveNetEstimator
 
     torch.set_num_threads(threads)
-    est = MoveNetEstimator(variant, **({"input_size": 256} if variant == "multipose" else {}))
+    est = MoveNetEstimator(variant, backend="onnxruntime" if mode == 2 else "torch",
+                           **({"input_size": 256} if variant == "multipose" else {}))
     frames = _frames(max(batch, 8))
     if variant == "multipose":  # 640x480 frames, the issue's target size
         import cv2
@@ -59,7 +63,10 @@ def measure(variant: str, batch: int, threads: int, straight: bool, repeats: int
         frames = [cv2.resize(f, (640, 480), interpolation=cv2.INTER_AREA) for f in frames]
     inputs = np.stack([est._prepare(f)[0] for f in frames[:batch]])
     x = torch.from_numpy(inputs)
-    if straight:
+    if mode == 2:
+        def run():
+            est.raw(inputs)
+    elif mode == 1:
         xs = x.permute(0, 3, 1, 2).contiguous().float()  # NCHW float, as a plain port feeds it
 
         def run():
@@ -123,20 +130,22 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one configuration
     ap.add_argument("--weights-check", action="store_true", help="only table 3")
+    ap.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    ap.add_argument("--no-pipeline", action="store_true", help="table 1 only")
     args = ap.parse_args()
     if args.weights_check:
         return weights_check()
     repeats = 10 if args.quick else 30
     if args.one:
         v, b, t, s = args.one.split(",")
-        print(json.dumps(measure(v, int(b), int(t), s == "1", repeats)))
+        print(json.dumps(measure(v, int(b), int(t), int(s), repeats)))
         return
 
     rows = []
-    for variant in VARIANTS:
+    for variant in args.variants:
         for batch in (1, 8):
             for threads in (1, 2):
-                for straight in (0, 1):
+                for straight in (0, 1, 2):
                     proc = subprocess.run([sys.executable, __file__, "--one",
                                            f"{variant},{batch},{threads},{straight}"]
                                           + (["--quick"] if args.quick else []),
@@ -145,23 +154,27 @@ def main() -> None:
                     rows.append((variant, batch, threads, straight, r))
     print("\nTable 1: model forward, ms per frame (median) and peak memory")
     print(f"{'model':10} {'input':>8} {'batch':>5} {'thr':>3} {'posrec ms':>9} {'straight ms':>11} "
-          f"{'speed-up':>8} {'peak MB':>7}")
-    for variant in VARIANTS:
+          f"{'speed-up':>8} {'peak MB':>7} {'onnxruntime ms':>14} {'vs posrec torch':>15}")
+    for variant in args.variants:
         for batch in (1, 8):
             for threads in (1, 2):
                 ours = next(r for v, b, t, s, r in rows if (v, b, t, s) == (variant, batch, threads, 0))
                 ref = next(r for v, b, t, s, r in rows if (v, b, t, s) == (variant, batch, threads, 1))
+                ort = next(r for v, b, t, s, r in rows if (v, b, t, s) == (variant, batch, threads, 2))
                 size = "x".join(map(str, ours["input"]))
                 print(f"{variant:10} {size:>8} {batch:5d} {threads:3d} {ours['ms_per_frame']:9.2f} "
                       f"{ref['ms_per_frame']:11.2f} {ref['ms_per_frame'] / ours['ms_per_frame']:7.2f}x "
-                      f"{ours['peak_mb']:7.0f}")
+                      f"{ours['peak_mb']:7.0f} {ort['ms_per_frame']:14.2f} "
+                      f"{ours['ms_per_frame'] / ort['ms_per_frame']:14.2f}x")
 
+    if args.no_pipeline:
+        return
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "clip_1080p_10s.mp4"
         make_clip(clip)
         print("\nTable 2: `posrec pose` on a 10 s 1920x1080 30 fps clip, 2 threads")
         print(f"{'model':10} {'frames':>6} {'estimate fps':>12} {'pose fps':>8} {'overhead':>8}")
-        for variant in VARIANTS:
+        for variant in args.variants:
             r = pipeline(variant, 2, clip, Path(tmp) / "out")
             print(f"{variant:10} {r['frames']:6d} {r['estimate_fps']:12.1f} {r['pose_fps']:8.1f} "
                   f"{r['overhead_pct']:7.0f}%")

@@ -320,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the model card's)")
     p.add_argument("--every", default="auto",
                    help="estimate poses on every N-th frame (default auto: as sparse as the "
-                        "model's frame rate allows)")
+                        "model card's min_pose_fps allows, e.g. every 2nd frame at 30 fps)")
     p.add_argument("--batch", type=int, default=8, help="frames per estimator call (default 8)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (PyTorch, ONNX Runtime)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
