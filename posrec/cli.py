@@ -69,7 +69,8 @@ def cmd_extract(args) -> int:
 
 def cmd_label(args) -> int:
     from posrec.estimate.stream import check_device
-    from posrec.label import default_out_dir, label_tree, label_video
+    from posrec.label import default_out_dir, label_video
+    from posrec.label_tree import label_tree
     from posrec.timeline import summarize
 
     _threads(args.threads)

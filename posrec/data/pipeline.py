@@ -118,26 +118,13 @@ def build_transform(spec: InputSpec, train: bool = False, num_clips: int = 1,
         ops.append(S.UniformSample(clip_len=spec.clip_len, num_clips=num_clips,
                                    test_mode=not train))
     if noise is not None:
-        if noise.noise or noise.drop:
-            ops.append(A.EstimatorNoise(sigma=noise.noise, drop_prob=noise.drop))
-        if noise.frame_drop:
-            ops.append(A.FrameDrop(p=noise.frame_drop))
-        if noise.truncate:
-            ops.append(A.RandomTruncate(spec.layout, p=noise.truncate))
-        if noise.swap:
-            ops.append(A.RandomSwapLR(spec.layout, p=noise.swap))
-    if a is not None:
-        if a.flip:
-            ops.append(A.RandomFlip(p=a.flip, layout=spec.layout))
+        ops += _estimator_noise_ops(noise, spec.layout)
+    if a is not None and a.flip:
+        ops.append(A.RandomFlip(p=a.flip, layout=spec.layout))
     if spec.normalize == "person":
         ops.append(N.PersonNormalize(min_score=spec.min_score))
     if a is not None:
-        if a.rotate:
-            ops.append(A.RandomRotate(theta=a.rotate))
-        if a.scale:
-            ops.append(A.RandomScale(scale=a.scale))
-        if a.shift:
-            ops.append(A.RandomShift(shift=a.shift))
+        ops += _geometric_ops(a)
     if spec.minmax:
         ops.append(N.MinMaxNormalize())
     if test_flip and not train:
@@ -147,3 +134,33 @@ def build_transform(spec: InputSpec, train: bool = False, num_clips: int = 1,
     ops += [F.PadPersons(num_person=spec.num_person),
             F.GenSkeFeat(layout=spec.layout, feats=spec.feats), F.ToTensor()]
     return Compose(ops)
+
+
+def _estimator_noise_ops(noise, layout: str) -> list:
+    """The estimator-noise augmentations that ``noise`` (an AugmentConfig) switches on."""
+    from posrec.data import augment as A
+
+    ops = []
+    if noise.noise or noise.drop:
+        ops.append(A.EstimatorNoise(sigma=noise.noise, drop_prob=noise.drop))
+    if noise.frame_drop:
+        ops.append(A.FrameDrop(p=noise.frame_drop))
+    if noise.truncate:
+        ops.append(A.RandomTruncate(layout, p=noise.truncate))
+    if noise.swap:
+        ops.append(A.RandomSwapLR(layout, p=noise.swap))
+    return ops
+
+
+def _geometric_ops(a) -> list:
+    """Rotation, scale and shift of the normalised skeleton, as ``a`` switches them on."""
+    from posrec.data import augment as A
+
+    ops = []
+    if a.rotate:
+        ops.append(A.RandomRotate(theta=a.rotate))
+    if a.scale:
+        ops.append(A.RandomScale(scale=a.scale))
+    if a.shift:
+        ops.append(A.RandomShift(shift=a.shift))
+    return ops
