@@ -78,3 +78,19 @@ def test_a_cache_that_cannot_be_written_exports_in_memory(monkeypatch, tmp_path,
     poses = MoveNetEstimator("lightning", backend="onnxruntime")([frames[0]])[0]
     assert len(poses.keypoints) == 1
     assert blocker.read_text() == "a file where the cache folder should be"
+
+
+def test_an_export_that_fails_falls_back_to_pytorch_under_auto_only(monkeypatch, tmp_path, frames):
+    monkeypatch.setenv("POSREC_CACHE_DIR", str(tmp_path / "empty_cache"))
+
+    def broken_export(*args):
+        raise RuntimeError("Exporting the operator 'aten::pad' to ONNX opset 17 is not supported")
+    monkeypatch.setattr(onnx_backend, "export", broken_export)
+    auto = MoveNetEstimator("lightning")
+    with pytest.warns(UserWarning, match="falling back to PyTorch"):
+        poses = auto([frames[0]])[0]
+    assert auto.network is None and len(poses.keypoints) == 1
+    explicit = MoveNetEstimator("lightning", backend="onnxruntime")
+    with pytest.raises(PosrecError, match=r"cannot run MoveNet on ONNX Runtime \(Exporting the "
+                                          r"operator .*\); --backend torch runs it in PyTorch"):
+        explicit([frames[0]])

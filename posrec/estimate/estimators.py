@@ -11,6 +11,7 @@ import errno
 import socket
 import ssl
 import urllib.error
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -170,6 +171,7 @@ class MoveNetEstimator:
         self.model = load_movenet(variant, path=weights).to(device)
         self.variant, self.device = variant, device
         self.network = self._network(backend, device, weights)
+        self.backend_is_auto = backend == "auto"  # auto falls back to PyTorch if ONNX fails
         self.multipose = self.model.multipose
         self.follow_person = follow_person and not self.multipose
         self.min_person_score = (0.2 if self.multipose else 0.1) if min_person_score is None \
@@ -207,7 +209,13 @@ class MoveNetEstimator:
         """Model on prepared uint8 inputs (N, h, w, 3) -> reference outputs (see MoveNet)."""
         h, w = inputs.shape[1:3]
         if self.network is not None and h % 32 == 0 and w % 32 == 0:
-            return self.model.decode(self.network(inputs), max_people).numpy()
+            try:
+                return self.model.decode(self.network(inputs), max_people).numpy()
+            except PosrecError as err:
+                if not self.backend_is_auto:
+                    raise
+                warnings.warn(f"{err}: falling back to PyTorch", stacklevel=2)
+                self.network = None
         x = torch.from_numpy(inputs).to(self.device)
         return self.model(x, max_people).float().cpu().numpy()
 

@@ -108,18 +108,28 @@ class OnnxNetwork:
         return str(path)
 
     def session(self):
+        """The ONNX Runtime session, made at the first call; PosrecError if it cannot be."""
         if self._session is None:
-            import onnxruntime as ort
-
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = self.threads or torch.get_num_threads()
-            options.inter_op_num_threads = 1
-            # Idle threads sleep instead of spinning: a busy neighbour (a training, another
-            # process) then slows the estimator a little instead of stalling it (RESULTS).
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            self._session = ort.InferenceSession(self._graph(), options,
-                                                 providers=["CPUExecutionProvider"])
+            try:
+                self._session = self._new_session()
+            except PosrecError:
+                raise
+            except Exception as err:  # the exporter or the runtime: one line, not a traceback
+                first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+                raise PosrecError(f"cannot run MoveNet on ONNX Runtime ({first}); "
+                                  f"--backend torch runs it in PyTorch") from None
         return self._session
+
+    def _new_session(self):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        # Idle threads sleep instead of spinning: a busy neighbour (a training, another
+        # process) then slows the estimator a little instead of stalling it (RESULTS).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        return ort.InferenceSession(self._graph(), options, providers=["CPUExecutionProvider"])
 
     def __call__(self, images: np.ndarray) -> dict[str, torch.Tensor]:
         outputs = self.session().run(None, {"images": np.ascontiguousarray(images, np.uint8)})
