@@ -59,7 +59,7 @@ def test_auto_backend_is_onnxruntime_on_the_cpu_and_torch_elsewhere():
 def test_export_is_cached_once_per_weight_file(monkeypatch, tmp_path, frames):
     monkeypatch.setenv("POSREC_CACHE_DIR", str(tmp_path / "cache"))
     MoveNetEstimator("lightning", backend="onnxruntime")([frames[0]])
-    cached = list((tmp_path / "cache").glob("movenet_lightning-*.onnx"))
+    cached = sorted((tmp_path / "cache").glob("movenet_lightning-*.onnx"))
     assert len(cached) == 1 and cached[0].stat().st_size > 1_000_000
     stamp = cached[0].stat().st_mtime_ns
 
@@ -94,3 +94,15 @@ def test_an_export_that_fails_falls_back_to_pytorch_under_auto_only(monkeypatch,
     with pytest.raises(PosrecError, match=r"cannot run MoveNet on ONNX Runtime \(Exporting the "
                                           r"operator .*\); --backend torch runs it in PyTorch"):
         explicit([frames[0]])
+
+
+def test_a_damaged_cache_file_is_exported_again(monkeypatch, tmp_path, frames):
+    monkeypatch.setenv("POSREC_CACHE_DIR", str(tmp_path / "cache"))
+    good = MoveNetEstimator("lightning", backend="onnxruntime")([frames[0]])[0]
+    cached = next((tmp_path / "cache").glob("movenet_lightning-*.onnx"))
+    data = bytearray(cached.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte in the middle of the weights
+    cached.write_bytes(bytes(data))
+    again = MoveNetEstimator("lightning", backend="onnxruntime")([frames[0]])[0]
+    np.testing.assert_array_equal(again.keypoints, good.keypoints)
+    assert cached.read_bytes() != bytes(data)  # replaced by a fresh export

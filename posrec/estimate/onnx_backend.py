@@ -9,11 +9,12 @@ to float32 rounding (about 1e-4 on the raw head outputs).
 The graph is exported from the loaded PyTorch model once per weight file and cached under
 ``$POSREC_CACHE_DIR`` (default ``$XDG_CACHE_HOME/posrec`` or ``~/.cache/posrec``), keyed by the
 weights' sha256 and the exporter's version; where the cache cannot be written it is exported in
-memory each time (about 2 s).
+memory each time (about 2 s). The cached file is checked against the sha256 stored beside it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import warnings
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 from posrec.errors import PosrecError
-from posrec.io.atomic import atomic_write
+from posrec.io.atomic import atomic_write, file_sha256
 
 # Bump when the exported graph changes (inputs, outputs or the export itself).
 EXPORT_VERSION = 1
@@ -92,17 +93,29 @@ class OnnxNetwork:
         self.names = sorted(model.heads)
         self._session = None
 
-    def _graph(self) -> bytes | str:
-        """A cached ONNX file's path, or the exported bytes where the cache is not writable."""
-        side = self.model.input_size or 256
-        path = cache_dir() / (f"movenet_{self.model.variant}-{self.sha256[:16]}"
+    def cache_path(self) -> Path:
+        return cache_dir() / (f"movenet_{self.model.variant}-{self.sha256[:16]}"
                               f"-export{EXPORT_VERSION}-torch{torch.__version__.split('+')[0]}.onnx")
-        if path.is_file():
-            return str(path)
+
+    def _graph(self) -> bytes | str:
+        """The cached ONNX file's path, or the exported bytes where the cache is not writable.
+
+        The cache holds the graph's sha256 beside it; a file that does not match (damaged,
+        half copied, altered) is exported again, so a bad cache can never change the poses."""
+        path = self.cache_path()
+        digest = path.with_name(path.name + ".sha256")
+        try:
+            if path.is_file() and digest.read_text().strip() == file_sha256(path):
+                return str(path)
+        except OSError:
+            pass
+        side = self.model.input_size or 256
         graph = export(self.model, (side, side))
         try:
             with atomic_write(path, "wb") as f:
                 f.write(graph)
+            with atomic_write(digest, "w") as f:
+                f.write(hashlib.sha256(graph).hexdigest() + "\n")
         except (PosrecError, OSError):  # a read-only home or cache: export each time instead
             return graph
         return str(path)
