@@ -225,15 +225,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"posrec {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add_estimator_args(p, default, model_help=""):
-        p.add_argument("--model", choices=ESTIMATOR_CHOICES, default=default,
-                       help=f"keypoint estimator (default: {default or 'multipose'}){model_help}")
+    def add_runtime_args(p):
+        """Where and how the estimator runs: shared by pose, extract and label."""
         p.add_argument("--batch", type=int, default=8, help="frames per forward pass (default 8)")
         p.add_argument("--threads", type=int, default=None, help="CPU threads (PyTorch, ONNX Runtime)")
         p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
         p.add_argument("--backend", choices=["auto", "onnxruntime", "torch"], default="auto",
                        help="where MoveNet runs (default auto: ONNX Runtime on the CPU, about twice "
                             "as fast as PyTorch; torch: PyTorch)")
+
+    def add_estimator_args(p, default, model_help=""):
+        p.add_argument("--model", choices=ESTIMATOR_CHOICES, default=default,
+                       help=f"keypoint estimator (default: {default or 'multipose'}){model_help}")
+        add_runtime_args(p)
 
     p = sub.add_parser("pose", help="estimate poses on images, videos or a webcam",
                        description="Estimate and track COCO-17 skeletons. An image gives an overlay "
@@ -322,12 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--every", default="auto",
                    help="estimate poses on every N-th frame (default auto: as sparse as the "
                         "model card's min_pose_fps allows, e.g. every 2nd frame at 30 fps)")
-    p.add_argument("--batch", type=int, default=8, help="frames per estimator call (default 8)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (PyTorch, ONNX Runtime)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("--backend", choices=["auto", "onnxruntime", "torch"], default="auto",
-                   help="where MoveNet runs (default auto: ONNX Runtime on the CPU, about twice "
-                        "as fast as PyTorch; torch: PyTorch)")
+    add_runtime_args(p)
     p.add_argument("--overlay-size", metavar="720p", help="scale the overlay video down")
     p.add_argument("--no-video", action="store_true", help="no overlay video")
     p.add_argument("--show", action="store_true", help="show the overlay live ('q' quits)")
