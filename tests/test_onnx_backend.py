@@ -9,6 +9,7 @@ import pytest
 from posrec.errors import PosrecError
 from posrec.estimate import onnx_backend
 from posrec.estimate.estimators import MoveNetEstimator, load_estimator
+from posrec.extract import estimator_settings
 from posrec.io.images import read_image
 
 pytestmark = pytest.mark.skipif(not onnx_backend.available(), reason="onnxruntime not installed")
@@ -52,6 +53,9 @@ def test_onnxruntime_gives_pytorchs_poses_on_real_images(frames, variant, option
 def test_auto_backend_is_onnxruntime_on_the_cpu_and_torch_elsewhere():
     assert load_estimator("lightning").network is not None
     assert load_estimator("lightning", backend="torch").network is None
+    # the backend that runs is part of the estimator's settings, hence of extract's resume key
+    assert estimator_settings(load_estimator("lightning"))["backend"] == "onnxruntime"
+    assert estimator_settings(load_estimator("lightning", backend="torch"))["backend"] == "torch"
     with pytest.raises(PosrecError, match="unknown backend 'tensorrt'"):
         load_estimator("lightning", backend="tensorrt")
 

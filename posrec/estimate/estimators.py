@@ -172,6 +172,7 @@ class MoveNetEstimator:
         self.variant, self.device = variant, device
         self.network = self._network(backend, device, weights)
         self.backend_is_auto = backend == "auto"  # auto falls back to PyTorch if ONNX fails
+        self.backend = "torch" if self.network is None else "onnxruntime"  # what runs (resume keys)
         self.multipose = self.model.multipose
         self.follow_person = follow_person and not self.multipose
         self.min_person_score = (0.2 if self.multipose else 0.1) if min_person_score is None \
@@ -215,7 +216,7 @@ class MoveNetEstimator:
                 if not self.backend_is_auto:
                     raise
                 warnings.warn(f"{err}: falling back to PyTorch", stacklevel=2)
-                self.network = None
+                self.network, self.backend = None, "torch"
         x = torch.from_numpy(inputs).to(self.device)
         return self.model(x, max_people).float().cpu().numpy()
 
