@@ -320,12 +320,12 @@ def label_video(video: str | os.PathLike, model: str | ActionModel = DEFAULT_MOD
 
 
 def _stream(reader, est, n_every, batch, fps, store, cutter, clf, overlay, bar, camera, timings):
-    from posrec.estimate.stream import prefetch
+    from posrec.estimate.stream import closing_stream, prefetch
     from posrec.estimate.tracker import PoseTracker
 
     frames = reader.timed() if camera else prefetch(reader.timed(), 4)
     count, t = 0, 0.0
-    try:
+    with closing_stream(frames, camera):
         for t, frame, poses in _estimated(frames, est, PoseTracker(fps=fps / n_every), n_every,
                                           batch, timings):
             if poses is not None:
@@ -337,12 +337,6 @@ def _stream(reader, est, n_every, batch, fps, store, cutter, clf, overlay, bar, 
                     break
             count += 1
             bar.update(1)
-    except KeyboardInterrupt:
-        if not camera:
-            raise
-    finally:
-        if hasattr(frames, "close"):
-            frames.close()
     return count, t
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from posrec.errors import PosrecError
 from posrec.estimate.stream import (BackgroundWriter, batched_poses, check_positive,  # noqa: F401
-                                    prefetch, track_video)
+                                    closing_stream, prefetch, track_video)
 from posrec.estimate.tracker import PoseTracker
 from posrec.estimate.types import FramePoses
 from posrec.io.atomic import atomic_write, check_not_input
@@ -177,24 +177,21 @@ def pose_video(source: Path | int, out_dir: Path, estimator, batch: int = 8, sho
         writer = BackgroundWriter(overlay) if overlay is not None else None
         frames = track_video(reader, estimator, PoseTracker(fps=fps), batch)
         try:
-            for t, frame, poses in frames:
-                entry = {"frame_index": count, "t": round(t, 6), "people": people_json(poses)}
-                fj.write(("" if count == 0 else ",\n") + json.dumps(entry))
-                if display is not None:
-                    drawn = overlay.prepare(frame, poses) if overlay else draw_poses(frame, poses)
-                    if writer is not None:
-                        writer.put((t, drawn, None))
-                    if not display.show(drawn):
-                        break
-                elif writer is not None:
-                    writer.put((t, frame, poses))  # drawn in the writer's thread
-                count += 1
-                bar.update(1)
-        except KeyboardInterrupt:
-            if not camera:
-                raise
+            with closing_stream(frames, camera):
+                for t, frame, poses in frames:
+                    entry = {"frame_index": count, "t": round(t, 6), "people": people_json(poses)}
+                    fj.write(("" if count == 0 else ",\n") + json.dumps(entry))
+                    if display is not None:
+                        drawn = overlay.prepare(frame, poses) if overlay else draw_poses(frame, poses)
+                        if writer is not None:
+                            writer.put((t, drawn, None))
+                        if not display.show(drawn):
+                            break
+                    elif writer is not None:
+                        writer.put((t, frame, poses))  # drawn in the writer's thread
+                    count += 1
+                    bar.update(1)
         finally:
-            frames.close()  # stops the decoding thread before the reader closes
             if writer is not None:
                 writer.close()
             if display is not None:

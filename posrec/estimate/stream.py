@@ -10,6 +10,7 @@ The generator to reuse is :func:`track_video`: ``(t, rgb, poses)`` for every fra
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from dataclasses import dataclass
@@ -163,6 +164,21 @@ def track_video(source, estimator, tracker: PoseTracker | None = None, batch: in
         stream.close()
         if hasattr(frames, "close"):
             frames.close()  # stops the decoding thread before the caller closes the reader
+
+
+@contextlib.contextmanager
+def closing_stream(frames, camera: bool) -> Iterator:
+    """Around a loop over ``frames``: closes them at the end (stopping a decoding thread before
+    its reader closes); Ctrl-C ends a camera stream cleanly (the way to stop one) and is
+    re-raised for a video file, whose output would be incomplete."""
+    try:
+        yield frames
+    except KeyboardInterrupt:
+        if not camera:
+            raise
+    finally:
+        if hasattr(frames, "close"):
+            frames.close()
 
 
 def check_device(device: str) -> str:
