@@ -254,8 +254,8 @@ def label_video(video: str | os.PathLike, model: str | ActionModel = DEFAULT_MOD
     ``estimator``: a name for :func:`posrec.estimate.estimators.load_estimator` or an estimator.
     ``window`` / ``stride`` (seconds) and ``threshold`` (calibrated probability under which a
     window is "no action") default to the model card's. ``every``: estimate on every n-th
-    frame ('auto': as sparse as the model card's ``min_pose_fps`` allows, else its frame rate). ``rolling``: draw each person's
-    latest label without waiting (the camera's mode). ``out_dir``: write the run directory
+    frame ('auto': as sparse as the model card's ``min_pose_fps`` allows, else its frame
+    rate). ``rolling``: draw each person's latest label without waiting (the camera's mode). ``out_dir``: write the run directory
     (see the module docstring); None writes nothing. Returns a :class:`LabelResult`.
     """
     from posrec.io.video import open_camera, open_video
@@ -269,7 +269,7 @@ def label_video(video: str | os.PathLike, model: str | ActionModel = DEFAULT_MOD
     step = float(stride if stride is not None else am.stride_seconds)
     if length <= 0 or step <= 0:
         raise PosrecError(f"window and stride must be positive seconds, got {length}, {step}")
-    est = _load_estimator(estimator)
+    est = as_estimator(estimator)
     camera = isinstance(video, int)
     reader = open_camera(video) if camera else open_video(video)
     stem = f"camera{video}" if camera else Path(video).stem
@@ -369,7 +369,8 @@ class _OverlayContext:
         return False
 
 
-def _load_estimator(estimator):
+def as_estimator(estimator):
+    """An estimator, or one loaded by its name (single-pose models follow their person)."""
     if not isinstance(estimator, str):
         return estimator
     from posrec.estimate.estimators import load_estimator

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from posrec.action_model import DEFAULT_MODEL, ActionModel, load_action_model
 from posrec.errors import PosrecError
-from posrec.label import _load_estimator, check_settings, label_video
+from posrec.label import as_estimator, check_settings, label_video
 
 
 @dataclass
@@ -49,7 +49,7 @@ def label_tree(root: str | os.PathLike, out: str | os.PathLike, shard: str | Non
     mine = videos[rank::world]
     options = dict(options)
     options["model"] = _model_of(options.get("model", DEFAULT_MODEL))
-    options["estimator"] = _load_estimator(options.get("estimator", "multipose"))
+    options["estimator"] = as_estimator(options.get("estimator", "multipose"))
     done, skipped, failed = [], [], []
     with progress_bar(len(mine), f"label {rank}/{world}" if world > 1 else "label",
                       unit="video", enabled=progress) as bar:

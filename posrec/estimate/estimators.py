@@ -171,7 +171,7 @@ class MoveNetEstimator:
         self.model = load_movenet(variant, path=weights).to(device)
         self.variant, self.device = variant, device
         self.network = self._network(backend, device, weights)
-        self.backend_is_auto = backend == "auto"  # auto falls back to PyTorch if ONNX fails
+        self._may_fall_back = backend == "auto"  # to PyTorch if ONNX Runtime fails (not a setting)
         self.backend = "torch" if self.network is None else "onnxruntime"  # what runs (resume keys)
         self.multipose = self.model.multipose
         self.follow_person = follow_person and not self.multipose
@@ -213,7 +213,7 @@ class MoveNetEstimator:
             try:
                 return self.model.decode(self.network(inputs), max_people).numpy()
             except PosrecError as err:
-                if not self.backend_is_auto:
+                if not self._may_fall_back:
                     raise
                 warnings.warn(f"{err}: falling back to PyTorch", stacklevel=2)
                 self.network, self.backend = None, "torch"

@@ -1,8 +1,8 @@
-"""MoveNet's network on ONNX Runtime: the same weights, about twice as fast on a CPU.
+"""MoveNet's network on ONNX Runtime: the same weights, two to three times as fast on a CPU.
 
 PyTorch's eager CPU convolutions spend much of MoveNet's small MobileNetV2 in per-op overhead;
-ONNX Runtime fuses the graph (conv + bias + ReLU6, depthwise kernels) and runs it 2.2x faster at
-2 threads (benchmarks/RESULTS.md, "MoveNet on ONNX Runtime"). Only the network runs there: the
+ONNX Runtime fuses the graph (conv + bias + ReLU6, depthwise kernels) and runs network and
+decoding together 1.6-3.1x faster (benchmarks/RESULTS.md, "MoveNet on ONNX Runtime"). Only the network runs there: the
 decoding stays in :class:`~posrec.estimate.movenet.MoveNet`, so outputs match the PyTorch path
 to float32 rounding (about 1e-4 on the raw head outputs).
 
@@ -84,12 +84,13 @@ class OnnxNetwork:
     Args:
         model: the loaded PyTorch MoveNet (its weights are exported).
         weights_sha256: the weight file's sha256, the cache key.
-        threads: intra-op threads (default: ``torch.get_num_threads()`` at the first call, so
-            a ``--threads`` set after construction still counts).
+
+    The session is made at the first call with ``torch.get_num_threads()`` threads, so a
+    ``--threads`` set after construction still counts.
     """
 
-    def __init__(self, model, weights_sha256: str, threads: int | None = None):
-        self.model, self.sha256, self.threads = model, weights_sha256, threads
+    def __init__(self, model, weights_sha256: str):
+        self.model, self.sha256 = model, weights_sha256
         self.names = sorted(model.heads)
         self._session = None
 
@@ -137,7 +138,7 @@ class OnnxNetwork:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads or torch.get_num_threads()
+        options.intra_op_num_threads = torch.get_num_threads()
         options.inter_op_num_threads = 1
         # Idle threads sleep instead of spinning: a busy neighbour (a training, another
         # process) then slows the estimator a little instead of stalling it (RESULTS).
