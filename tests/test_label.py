@@ -514,23 +514,25 @@ def test_out_inside_the_tree_does_not_label_its_own_outputs(capsys, tree):
 def test_rolling_window_draws_the_latest_label_without_lag(clips, tmp_path, monkeypatch):
     import posrec.overlay as ov
 
-    drawn = []  # (t, frames pushed so far, track ids, labels) of each overlay frame, in order
-    pushed, now, flushed = [], [], []
+    decided = []  # (t, frames pushed so far, track ids, labels) of each overlay frame, in order
+    drawn = []  # the labels drawn on each overlay frame (in the overlay's own thread), in order
+    pushed, flushed = [], []
     Overlay = label_module._Overlay
-    orig_push, orig_draw, real_labels = Overlay.push, Overlay._draw, ov.draw_labels
+    orig_push, orig_labels, real_draw = Overlay.push, Overlay._labels, ov.draw_labels
     orig_flush = label_module.WindowCutter.flush
 
     def push(self, t, frame, poses, when):
         pushed.append(t)
         orig_push(self, t, frame, poses, when)
 
-    def draw(self, t, frame, poses):
-        now.append(t)
-        orig_draw(self, t, frame, poses)
+    def labels(self, t, poses):
+        out = orig_labels(self, t, poses)
+        decided.append((t, len(pushed), [int(i) for i in poses.track_ids], out))
+        return out
 
     def labels_spy(frame, poses, labels, scale=1.0):
-        drawn.append((now[-1], len(pushed), [int(i) for i in poses.track_ids], labels))
-        return real_labels(frame, poses, labels, scale=scale)
+        drawn.append(labels)
+        return real_draw(frame, poses, labels, scale=scale)
 
     def flush(self, store):
         windows = orig_flush(self, store)
@@ -539,14 +541,15 @@ def test_rolling_window_draws_the_latest_label_without_lag(clips, tmp_path, monk
 
     monkeypatch.setattr(ov, "draw_labels", labels_spy)
     monkeypatch.setattr(Overlay, "push", push)
-    monkeypatch.setattr(Overlay, "_draw", draw)
+    monkeypatch.setattr(Overlay, "_labels", labels)
     monkeypatch.setattr(label_module.WindowCutter, "flush", flush)
     res = label_video(clips["lifter"], rolling=True, out_dir=tmp_path / "out", progress=False)
     _, in_times = decoded_times(clips["lifter"])
     _, out_times = decoded_times(tmp_path / "out" / "lifter_label.mp4")
-    assert len(out_times) == len(in_times) == res.frames == len(drawn)
-    # no lag: each frame is drawn as soon as it arrives, before the next one is read
-    assert [n for _, n, _, _ in drawn] == list(range(1, len(drawn) + 1))
+    assert len(out_times) == len(in_times) == res.frames == len(decided) == len(drawn)
+    # no lag: each frame's labels are fixed as soon as it arrives, before the next one is read
+    assert [n for _, n, _, _ in decided] == list(range(1, len(decided) + 1))
+    assert drawn == [lab for *_, lab in decided]  # and those are the labels drawn on it
     assert len(res.windows) > 0
     assert np.allclose(res.windows["score"], res.probs.max(1))
     late = {(w.track_id, round(w.start, 6), round(w.end, 6)) for w in
@@ -555,7 +558,7 @@ def test_rolling_window_draws_the_latest_label_without_lag(clips, tmp_path, monk
                             for r in res.windows.itertuples()]]
     assert len(streamed) > 0
     checked = 0
-    for t, _, tids, labels in drawn:
+    for t, _, tids, labels in decided:
         for tid, lab in zip(tids, labels):
             w = streamed[(streamed.track_id == tid) & (streamed.end <= t + 1e-6)]
             if w.empty:
