@@ -19,8 +19,10 @@ names and the calibration that turns logits into probabilities.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -44,6 +46,8 @@ class ActionModel:
     probabilities (N, K): softmax of the logits divided by ``temperature``. A window whose top
     probability is under ``threshold`` is "no action". ``min_pose_fps``: the sparsest pose rate
     the labeller may estimate at (validated on the card; None: the model's own frame rate).
+    ``runner``: what computes the logits instead of ``net`` (ONNX Runtime; see
+    :func:`load_action_model`'s ``backend``), None for ``net`` itself.
     """
 
     name: str
@@ -56,11 +60,27 @@ class ActionModel:
     stride_seconds: float = 0.5
     card: dict = field(default_factory=dict)
     min_pose_fps: float | None = None
+    runner: Callable | None = field(default=None, repr=False, compare=False)
+    may_fall_back: bool = field(default=False, repr=False, compare=False)
 
     @torch.no_grad()
     def probabilities(self, x: torch.Tensor) -> np.ndarray:
-        logits = self.net(x.float())
+        x = x.float()
+        if self.runner is not None:
+            try:
+                logits = self.runner(x)
+            except PosrecError as err:
+                if not self.may_fall_back:
+                    raise
+                warnings.warn(f"{err}: falling back to PyTorch", stacklevel=2)
+                self.runner = None
+        if self.runner is None:
+            logits = self.net(x)
         return torch.softmax(logits / self.temperature, -1).numpy().astype(np.float32)
+
+    @property
+    def backend(self) -> str:
+        return "torch" if self.runner is None else "onnxruntime"
 
 
 def shipped_models() -> dict[str, dict]:
@@ -144,11 +164,30 @@ def _from_pyskl(path: Path, arch: str = "stgcn++", num_classes: int | None = Non
                        {"source": str(path), "format": "pyskl"})
 
 
-def load_action_model(model: str | Path = DEFAULT_MODEL) -> ActionModel:
+def load_action_model(model: str | Path = DEFAULT_MODEL, backend: str = "auto") -> ActionModel:
     """The model named by ``model``: a shipped name, a posrec ``.pt`` checkpoint, or
     ``pyskl:PATH`` / a ``.pth`` file from PYSKL or MMAction2. PosrecError (one line) for an
     unknown name, a missing, truncated or foreign file, or a card that does not fit its weights.
+
+    ``backend``: where the network runs: "onnxruntime" (exported once and cached, checked
+    against PyTorch on its first input), "torch", or "auto" (ONNX Runtime where it is
+    installed, falling back to PyTorch with a warning if the export fails).
     """
+    from posrec.estimate import onnx_backend
+
+    if backend not in ("auto", "onnxruntime", "torch"):
+        raise PosrecError(f"unknown backend {backend!r}; choose from auto, onnxruntime, torch")
+    am = _load(model)
+    if backend == "onnxruntime" and not onnx_backend.available():
+        raise PosrecError("backend 'onnxruntime' needs the onnxruntime and onnx packages: "
+                          "pip install onnxruntime onnx, or use --backend torch")
+    if backend != "torch" and onnx_backend.available():
+        am.runner = onnx_backend.OnnxModule(am.net, f"action model {am.name}")
+        am.may_fall_back = backend == "auto"
+    return am
+
+
+def _load(model: str | Path) -> ActionModel:
     text = str(model)
     if text.startswith("pyskl:") or text.endswith(".pth"):
         path = Path(text.removeprefix("pyskl:"))

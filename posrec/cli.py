@@ -78,7 +78,10 @@ def cmd_label(args) -> int:
     if args.camera is None and len(args.paths) != 1:
         raise PosrecError("give one video or folder, or --camera N")
     every = args.every if args.every == "auto" else _positive_int("--every", args.every)
-    opts = dict(model=args.model, estimator=_label_estimator(args), window=args.window,
+    from posrec.action_model import load_action_model
+
+    opts = dict(model=load_action_model(args.model, backend=args.backend),
+                estimator=_label_estimator(args), window=args.window,
                 stride=args.stride, threshold=args.threshold, every=every, batch=args.batch,
                 write_video=not args.no_video, overlay_size=args.overlay_size)
     if args.camera is not None:
@@ -231,8 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--threads", type=int, default=None, help="CPU threads (PyTorch, ONNX Runtime)")
         p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
         p.add_argument("--backend", choices=["auto", "onnxruntime", "torch"], default="auto",
-                       help="where MoveNet runs (default auto: ONNX Runtime on the CPU, about twice "
-                            "as fast as PyTorch; torch: PyTorch)")
+                       help="where MoveNet (and label's action model) run (default auto: ONNX "
+                            "Runtime on the CPU, two to four times as fast as PyTorch; torch: "
+                            "PyTorch)")
 
     def add_estimator_args(p, default, model_help=""):
         p.add_argument("--model", choices=ESTIMATOR_CHOICES, default=default,

@@ -4,6 +4,7 @@ behaves: one file per weight file, reused, and a cache that cannot be written is
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from posrec.errors import PosrecError
@@ -110,3 +111,94 @@ def test_a_damaged_cache_file_is_exported_again(monkeypatch, tmp_path, frames):
     again = MoveNetEstimator("lightning", backend="onnxruntime")([frames[0]])[0]
     np.testing.assert_array_equal(again.keypoints, good.keypoints)
     assert cached.read_bytes() != bytes(data)  # replaced by a fresh export
+
+
+# --- the action model on ONNX Runtime (what `posrec label` runs by default) -----------------
+
+class _Replay:
+    """An estimator that estimates once and then replays the same poses: two labelling runs
+    of one video then differ only in their action model."""
+
+    def __init__(self, estimator):
+        self.estimator, self.recorded, self.replaying = estimator, [], False
+
+    def reset(self):
+        if not self.replaying:
+            self.estimator.reset()
+
+    def __call__(self, frames):
+        if self.replaying:
+            return self.recorded.pop(0)
+        out = self.estimator(frames)
+        self.recorded.append(out)
+        return out
+
+
+@pytest.mark.slow
+def test_the_action_model_on_onnxruntime_labels_as_pytorch_does(monkeypatch, tmp_path):
+    from posrec.action_model import load_action_model
+    from posrec.label import label_video
+
+    monkeypatch.setenv("POSREC_CACHE_DIR", str(tmp_path / "cache"))
+    sample = Path(__file__).resolve().parents[1] / "data" / "samples" / "sports2d_walk.mp4"
+    est = _Replay(load_estimator("multipose"))
+    fast = load_action_model(backend="onnxruntime")
+    ref = load_action_model(backend="torch")
+    assert (fast.backend, ref.backend) == ("onnxruntime", "torch")
+    a = label_video(sample, model=fast, estimator=est, progress=False)
+    est.replaying = True
+    b = label_video(sample, model=ref, estimator=est, progress=False)
+    assert len(a.windows) >= 8 and a.probs.shape == b.probs.shape  # 9 windows of 3 people
+    assert np.abs(a.probs - b.probs).max() < 1e-4
+    pd.testing.assert_frame_equal(a.timeline, b.timeline, check_exact=False, atol=1e-4)
+    assert len(list((tmp_path / "cache").glob("module-*.onnx"))) == 1
+
+
+def _stgcn(seed: int):
+    import torch
+
+    from posrec.models import build_model
+
+    torch.manual_seed(seed)
+    return build_model("stgcn++", 5, "penn13", in_channels=3, num_person=1, base_channels=8).eval()
+
+
+def test_a_recogniser_is_exported_once_per_set_of_weights(monkeypatch, tmp_path):
+    import torch
+
+    monkeypatch.setenv("POSREC_CACHE_DIR", str(tmp_path / "cache"))
+    x = torch.randn(3, 1, 40, 13, 3)  # synthetic: the cache's behaviour, not accuracy
+    net = _stgcn(0)
+    first = onnx_backend.OnnxModule(net)
+    assert torch.allclose(first(x), net(x).detach(), atol=1e-4)
+    assert torch.allclose(first(x[:1]), net(x[:1]).detach(), atol=1e-4)  # batch size is free
+
+    def no_export(*args):
+        raise AssertionError("exported again although the cache holds the graph")
+    monkeypatch.setattr(onnx_backend.OnnxModule, "_export", no_export)
+    again = onnx_backend.OnnxModule(_stgcn(0))
+    assert again.key == first.key and torch.allclose(again(x), first(x))
+    other = onnx_backend.OnnxModule(_stgcn(1))  # other weights: another graph
+    assert other.key != first.key
+    with pytest.raises(PosrecError, match="exported again"):  # the export's error, in one line
+        other(x)
+
+
+def test_a_graph_that_differs_from_pytorch_is_never_used(monkeypatch, tmp_path):
+    import torch
+
+    from posrec.action_model import load_action_model
+
+    monkeypatch.setenv("POSREC_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(onnx_backend.OnnxModule, "_run",
+                        staticmethod(lambda session, x: np.zeros((len(x), 27), np.float32)))
+    x = torch.randn(2, 1, 40, 13, 3)  # synthetic: only the check is under test
+    auto = load_action_model()
+    with pytest.warns(UserWarning, match="differs from PyTorch.*falling back to PyTorch"):
+        got = auto.probabilities(x)
+    assert auto.backend == "torch"
+    assert np.allclose(got, load_action_model(backend="torch").probabilities(x), atol=1e-6)
+    explicit = load_action_model(backend="onnxruntime")
+    with pytest.raises(PosrecError, match="action model posrec-actions-27 on ONNX Runtime "
+                                          "differs from PyTorch by"):
+        explicit.probabilities(x)
