@@ -67,6 +67,9 @@ def cmd_extract(args) -> int:
     return 1 if ds.get("failed") else 0  # 1: written, but some clips could not be decoded
 
 
+DEFAULT_LABEL_OVERLAY = "720p"  # posrec.label.label_video's default too
+
+
 def cmd_label(args) -> int:
     from posrec.estimate.stream import check_device
     from posrec.label import default_out_dir, label_video
@@ -331,7 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="estimate poses on every N-th frame (default auto: as sparse as the "
                         "model card's min_pose_fps allows, e.g. every 2nd frame at 30 fps)")
     add_runtime_args(p)
-    p.add_argument("--overlay-size", metavar="720p", help="scale the overlay video down")
+    p.add_argument("--overlay-size", metavar="SIZE", default=DEFAULT_LABEL_OVERLAY,
+                   help=f"cap the overlay video's short side (default {DEFAULT_LABEL_OVERLAY}: a "
+                        f"preview, drawn and encoded at a third of 1080p's cost; 'full' keeps "
+                        f"the video's size; never scales up)")
     p.add_argument("--no-video", action="store_true", help="no overlay video")
     p.add_argument("--show", action="store_true", help="show the overlay live ('q' quits)")
     p.add_argument("--camera", type=int, metavar="N", help="label webcam N live (rolling window)")

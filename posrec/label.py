@@ -284,7 +284,7 @@ def label_video(video: str | os.PathLike, model: str | ActionModel = DEFAULT_MOD
                 estimator="multipose", out_dir: str | os.PathLike | None = None,
                 window: float | None = None, stride: float | None = None,
                 threshold: float | None = None, every: int | str = "auto", batch: int = 8,
-                write_video: bool = True, overlay_size: str | None = None, show: bool = False,
+                write_video: bool = True, overlay_size: str | None = "720p", show: bool = False,
                 progress: bool = True, rolling: bool = False) -> LabelResult:
     """Label every person of ``video`` (a file path, or an int camera index) with actions.
 
@@ -293,7 +293,9 @@ def label_video(video: str | os.PathLike, model: str | ActionModel = DEFAULT_MOD
     ``window`` / ``stride`` (seconds) and ``threshold`` (calibrated probability under which a
     window is "no action") default to the model card's. ``every``: estimate on every n-th
     frame ('auto': as sparse as the model card's ``min_pose_fps`` allows, else its frame
-    rate). ``rolling``: draw each person's latest label without waiting (the camera's mode). ``out_dir``: write the run directory
+    rate). ``rolling``: draw each person's latest label without waiting (the camera's mode).
+    ``overlay_size``: the overlay video's short side is capped at it (default "720p", a
+    preview; "full" or None keeps the video's size). ``out_dir``: write the run directory
     (see the module docstring); None writes nothing. Returns a :class:`LabelResult`.
     """
     from posrec.io.video import open_camera, open_video

@@ -184,17 +184,30 @@ def test_rotated_phone_clip_gives_portrait_skeletons(capsys, videos, tmp_path):
 
 
 @pytest.mark.slow
+def test_the_overlay_is_capped_at_720p_unless_full_is_asked(capsys, videos, tmp_path):
+    clip = make_clip(tmp_path / "wide.mp4", tiny_frames(videos / "basketball_two_people.mp4", 1.0, 5,
+                                                        (1280, 800)), fps=5)
+    for size, want in ((None, (720, 1152, 3)), ("full", (800, 1280, 3))):
+        out = tmp_path / f"out_{size}"
+        code, _, err = run(capsys, "label", clip, "-o", out, *(["--overlay-size", size] if size else []))
+        assert code == 0, err
+        with av.open(str(out / "wide_label.mp4")) as c:
+            shapes = {f.to_ndarray(format="rgb24").shape for f in c.decode(video=0)}
+        assert shapes == {want}
+
+
+@pytest.mark.slow
 def test_4k_clip_is_labelled_in_its_own_pixels(capsys, videos, tmp_path):
     import cv2
 
     # The real two-player clip upscaled to 3840x2160 (1.2 s at 10 fps): the estimator sees a
-    # downscaled frame, the outputs keep the 4K coordinates, the overlay stays 4K unless asked.
+    # downscaled frame, the outputs keep the 4K coordinates, the overlay is 720p by default.
     frames = [cv2.resize(f, (3840, 2160), interpolation=cv2.INTER_LINEAR)
               for f in tiny_frames(videos / "basketball_two_people.mp4", 1.2, 10, (426, 240))]
     clip = make_clip(tmp_path / "uhd.mp4", frames, fps=10)
     del frames
     out = tmp_path / "out"
-    code, stdout, err = run(capsys, "label", clip, "-o", out, "--overlay-size", "720p")
+    code, stdout, err = run(capsys, "label", clip, "-o", out)
     assert code == 0, err
     anno = load_dataset(out / "skeletons.pkl")["annotations"][0]
     assert anno["img_shape"] == (2160, 3840) and anno["keypoint"].shape[0] >= 1
