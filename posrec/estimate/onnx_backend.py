@@ -34,13 +34,12 @@ EXPORT_VERSION = 1
 
 
 def available() -> bool:
-    """Whether ONNX Runtime and the exporter's ``onnx`` package can be imported."""
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether ONNX Runtime and the exporter's ``onnx`` package are installed. Found, not
+    imported: ``onnx`` takes about a second to import and is needed only for an export (a
+    cached graph runs without it); a broken install fails at the session, which names it."""
+    from importlib.util import find_spec
+
+    return find_spec("onnx") is not None and find_spec("onnxruntime") is not None
 
 
 def cache_dir() -> Path:
