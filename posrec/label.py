@@ -202,7 +202,7 @@ class _Overlay:
         self.quit = False
         self.seconds = 0.0  # spent on the overlay in the main thread
         self.behind = None if writer is None else BackgroundWriter(
-            self._encode if display is not None else self._work, depth=16)
+            self._encode if display is not None else self._work, depth=8)  # a few raw frames
         self._waiting: deque = deque()  # the background thread's frames awaiting their labels
 
     def _resized(self, frame: np.ndarray) -> np.ndarray:
