@@ -104,12 +104,14 @@ def speed_table(clips: dict[str, Path]) -> None:
     from posrec.action_model import load_action_model
     from posrec.estimate.estimators import load_estimator
     from posrec.label import label_video
+    from posrec.skeleton import get_layout
 
     model, est = load_action_model(), load_estimator("multipose")
     torch_model, torch_est = load_action_model(backend="torch"), load_estimator("multipose", backend="torch")
     for m, e in ((model, est), (torch_model, torch_est)):  # sessions made (and graphs cached) first
         e([np.zeros((480, 640, 3), np.uint8)])
-        m.probabilities(torch.zeros(1, m.spec.num_person, m.spec.clip_len, 13, 3))
+        joints = get_layout(m.spec.layout).num_joints
+        m.probabilities(torch.zeros(1, m.spec.num_person, m.spec.clip_len, joints, m.card["in_channels"]))
     print("| clip | settings | video s | posrec label s | RTF | reference s | RTF | label / reference | "
           "decode wait | estimate | track | recognise | draw | outputs |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
