@@ -25,7 +25,6 @@ import itertools
 import json
 import os
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -37,6 +36,7 @@ import torch
 from posrec.action_model import DEFAULT_MODEL, ActionModel, load_action_model
 from posrec.errors import PosrecError
 from posrec.estimate.types import FramePoses
+from posrec.label_overlay import LabelOverlay, OverlayContext
 from posrec.windows import TrackStore, WindowCutter, window_annotation
 
 NO_ACTION = "no action"
@@ -181,95 +181,6 @@ def _every(min_fps: float | None, video_fps: float, every: int | str) -> int:
     return int(every)
 
 
-class _Overlay:
-    """Draws skeletons with each person's current label, ``lag`` seconds behind the stream.
-
-    Writing a file without a live display, resizing, drawing and encoding all run in one
-    background thread: each frame goes there as it arrives and waits, at the overlay's size,
-    until the main thread has its labels (looked up ``lag`` seconds later) and sends them.
-    With ``display`` (``--show``) the main thread resizes and draws, as OpenCV's windows
-    live there, and only encoding runs behind.
-    """
-
-    def __init__(self, writer, size: tuple[int, int], frame_width: int, lag: float,
-                 stride: float, classifier: _Classifier, display=None):
-        from posrec.estimate.stream import BackgroundWriter
-
-        self.writer, self.size, self.scale = writer, size, size[0] / frame_width
-        self.lag, self.stride, self.clf, self.display = lag, stride, classifier, display
-        self.held: deque = deque()  # (t, poses), with the frame too where the main thread draws
-        self.last: FramePoses = FramePoses.empty()
-        self.quit = False
-        self.seconds = 0.0  # spent on the overlay in the main thread
-        self.behind = None if writer is None else BackgroundWriter(
-            self._encode if display is not None else self._work, depth=8)  # a few raw frames
-        self._waiting: deque = deque()  # the background thread's frames awaiting their labels
-
-    def _resized(self, frame: np.ndarray) -> np.ndarray:
-        import cv2
-
-        if self.size == (frame.shape[1], frame.shape[0]):
-            return frame
-        # Bilinear: 4x as fast as INTER_AREA at 1080p -> 720p, and a preview needs no more
-        return cv2.resize(frame, self.size, interpolation=cv2.INTER_LINEAR)
-
-    def push(self, t: float, frame: np.ndarray, poses: FramePoses | None, now: float) -> None:
-        t0 = time.perf_counter()
-        if poses is not None:
-            self.last = poses
-        if self.display is None:
-            self.behind.put(("frame", frame))
-            self.held.append((t, self.last))
-        else:
-            self.held.append((t, self._resized(frame), self.last))
-        while self.held and self.held[0][0] <= now - self.lag:
-            self._release(self.held.popleft())
-        self.seconds += time.perf_counter() - t0
-
-    def close(self) -> None:
-        self.clf.run()
-        while self.held:
-            self._release(self.held.popleft())
-        if self.behind is not None:
-            self.behind.close()
-
-    def _labels(self, t: float, poses: FramePoses) -> list:
-        if any((s + e) / 2 <= t + self.stride / 2 for _, s, e, _ in self.clf.pending):
-            self.clf.run()  # a window this frame's label needs; else keep batching
-        return [self.clf.current(int(tid), t) for tid in poses.track_ids]
-
-    def _release(self, held: tuple) -> None:
-        """A held frame's labels are known: draw it here, or send them to the thread behind."""
-        t, poses = held[0], held[-1]
-        labels = self._labels(t, poses)
-        if self.display is None:
-            self.behind.put(("draw", t, poses, labels))
-            return
-        frame = _drawn(held[1], poses, labels, self.scale)
-        if self.behind is not None:
-            self.behind.put((frame, t))
-        if not self.display.show(frame):
-            self.quit = True
-
-    def _work(self, item: tuple) -> None:
-        """The background thread: resize a new frame, or draw and encode the oldest one."""
-        if item[0] == "frame":
-            self._waiting.append(self._resized(item[1]))
-        else:
-            _, t, poses, labels = item
-            self.writer.write(_drawn(self._waiting.popleft(), poses, labels, self.scale), t)
-
-    def _encode(self, item: tuple) -> None:
-        self.writer.write(*item)
-
-
-def _drawn(frame: np.ndarray, poses: FramePoses, labels: list, scale: float) -> np.ndarray:
-    from posrec.overlay import draw_labels, draw_poses
-
-    draw_poses(frame, poses, scale=scale)
-    return draw_labels(frame, poses, labels, scale=scale)
-
-
 def _skeleton_dataset(store: TrackStore, stem: str, source: str, img_shape, fps: float) -> dict:
     kp, sc, ids = store.dense()
     h, w = img_shape
@@ -322,12 +233,12 @@ def label_video(video: str | os.PathLike, model: str | ActionModel = DEFAULT_MOD
         img_shape = (reader.height, reader.width)
         clf = _Classifier(am, img_shape, frame_dt=1.5 * n_every / fps)
         store, cutter = TrackStore(), WindowCutter(length, step)
-        files, overlay, ctx = [], None, _OverlayContext(out, stem, fps, reader, overlay_size,
+        files, overlay, ctx = [], None, OverlayContext(out, stem, fps, reader, overlay_size,
                                                         write_video, show)
         with ctx as (writer, size, display), \
                 progress_bar(reader.frame_count, stem, enabled=progress) as bar:
             if writer is not None or display is not None:
-                overlay = _Overlay(writer, size, reader.width, 0.0 if rolling else length / 2 + step,
+                overlay = LabelOverlay(writer, size, reader.width, 0.0 if rolling else length / 2 + step,
                                    step, clf, display)
             timings = dict.fromkeys(("decode", "estimate", "track"), 0.0)
             t_start = time.perf_counter()
@@ -378,35 +289,6 @@ def _stream(reader, est, n_every, batch, fps, store, cutter, clf, overlay, bar, 
             count += 1
             bar.update(1)
     return count, t
-
-
-class _OverlayContext:
-    """The overlay writer (or none) and the live display (or none) of a labelling run."""
-
-    def __init__(self, out, stem, fps, reader, size_spec, write_video, show):
-        self.out, self.stem, self.fps, self.reader = out, stem, fps, reader
-        self.size_spec, self.write_video, self.show = size_spec, write_video, show
-        self._cm = None
-
-    def __enter__(self):
-        from posrec.pose import _Display, overlay_size
-
-        size = overlay_size(self.size_spec, self.reader.width, self.reader.height)
-        writer = None
-        if self.out is not None and self.write_video:
-            from posrec.io.video_write import write_video
-
-            self._cm = write_video(self.out / f"{self.stem}_label.mp4", self.fps, size)
-            writer = self._cm.__enter__()
-        self.display = _Display(self.stem) if self.show else None
-        return writer, size, self.display
-
-    def __exit__(self, *exc):
-        if self.display is not None:
-            self.display.close()
-        if self._cm is not None:
-            return self._cm.__exit__(*exc)
-        return False
 
 
 def as_estimator(estimator):

@@ -526,11 +526,11 @@ def test_out_inside_the_tree_does_not_label_its_own_outputs(capsys, tree):
 @pytest.mark.slow
 def test_rolling_window_draws_the_latest_label_without_lag(clips, tmp_path, monkeypatch):
     import posrec.overlay as ov
+    from posrec.label_overlay import LabelOverlay as Overlay
 
     decided = []  # (t, frames pushed so far, track ids, labels) of each overlay frame, in order
     drawn = []  # the labels drawn on each overlay frame (in the overlay's own thread), in order
     pushed, flushed = [], []
-    Overlay = label_module._Overlay
     orig_push, orig_labels, real_draw = Overlay.push, Overlay._labels, ov.draw_labels
     orig_flush = label_module.WindowCutter.flush
 
