@@ -103,9 +103,10 @@ def cached_graph(name: str, make: Callable[[], bytes]) -> bytes | str:
     return str(path)
 
 
-def new_session(graph: bytes | str, what: str):
-    """An ONNX Runtime session on the CPU with ``torch.get_num_threads()`` threads; PosrecError
-    (one line, naming ``what``) where the graph cannot be exported or loaded."""
+def new_session(graph: bytes | str | Callable[[], bytes | str], what: str):
+    """An ONNX Runtime session on the CPU with ``torch.get_num_threads()`` threads, on ``graph``
+    (ONNX bytes, a file path, or a callable giving either, so that an export's failure is
+    reported like the runtime's); PosrecError (one line, naming ``what``) where it fails."""
     try:
         import onnxruntime as ort
 
