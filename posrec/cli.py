@@ -67,10 +67,8 @@ def cmd_extract(args) -> int:
     return 1 if ds.get("failed") else 0  # 1: written, but some clips could not be decoded
 
 
-DEFAULT_LABEL_OVERLAY = "720p"  # posrec.label.label_video's default too
-
-
 def cmd_label(args) -> int:
+    from posrec.action_model import load_action_model
     from posrec.estimate.stream import check_device
     from posrec.label import default_out_dir, label_video
     from posrec.label_tree import label_tree
@@ -81,8 +79,6 @@ def cmd_label(args) -> int:
     if args.camera is None and len(args.paths) != 1:
         raise PosrecError("give one video or folder, or --camera N")
     every = args.every if args.every == "auto" else _positive_int("--every", args.every)
-    from posrec.action_model import load_action_model
-
     opts = dict(model=load_action_model(args.model, backend=args.backend),
                 estimator=_label_estimator(args), window=args.window,
                 stride=args.stride, threshold=args.threshold, every=every, batch=args.batch,
@@ -334,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="estimate poses on every N-th frame (default auto: as sparse as the "
                         "model card's min_pose_fps allows, e.g. every 2nd frame at 30 fps)")
     add_runtime_args(p)
+    from posrec.label_overlay import DEFAULT_SIZE as DEFAULT_LABEL_OVERLAY
+
     p.add_argument("--overlay-size", metavar="SIZE", default=DEFAULT_LABEL_OVERLAY,
                    help=f"cap the overlay video's short side (default {DEFAULT_LABEL_OVERLAY}: a "
                         f"preview, drawn and encoded at a third of 1080p's cost; 'full' keeps "

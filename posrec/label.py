@@ -36,6 +36,7 @@ import torch
 from posrec.action_model import DEFAULT_MODEL, ActionModel, load_action_model
 from posrec.errors import PosrecError
 from posrec.estimate.types import FramePoses
+from posrec.label_overlay import DEFAULT_SIZE as DEFAULT_OVERLAY_SIZE
 from posrec.label_overlay import LabelOverlay, OverlayContext
 from posrec.windows import TrackStore, WindowCutter, window_annotation
 
@@ -195,7 +196,7 @@ def label_video(video: str | os.PathLike, model: str | ActionModel = DEFAULT_MOD
                 estimator="multipose", out_dir: str | os.PathLike | None = None,
                 window: float | None = None, stride: float | None = None,
                 threshold: float | None = None, every: int | str = "auto", batch: int = 8,
-                write_video: bool = True, overlay_size: str | None = "720p", show: bool = False,
+                write_video: bool = True, overlay_size: str | None = DEFAULT_OVERLAY_SIZE, show: bool = False,
                 progress: bool = True, rolling: bool = False) -> LabelResult:
     """Label every person of ``video`` (a file path, or an int camera index) with actions.
 

@@ -32,7 +32,7 @@ from posrec.estimate.types import FramePoses
 from posrec.io.atomic import atomic_write, check_not_input
 from posrec.io.images import IMAGE_EXTS, read_image, write_image
 from posrec.io.video import VIDEO_EXTS, open_camera, open_video, write_video
-from posrec.overlay import COCO17_NAMES, draw_poses
+from posrec.overlay import COCO17_NAMES, draw_poses, fit_overlay
 from posrec.progress import progress_bar
 
 # batched_poses and prefetch are re-exported: they lived here before posrec.estimate.stream.
@@ -136,9 +136,8 @@ class _Overlay:
         self.writer, self.size, self.scale = writer, size, size[0] / frame_width
 
     def prepare(self, frame: np.ndarray, poses: FramePoses) -> np.ndarray:
-        if (frame.shape[1], frame.shape[0]) != self.size:
-            frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_LINEAR)  # 4x INTER_AREA
-        return draw_poses(frame, poses, scale=self.scale)  # in place: the frame is not used again
+        # drawn in place: the frame is not used again
+        return draw_poses(fit_overlay(frame, self.size), poses, scale=self.scale)
 
     def __call__(self, item: tuple[float, np.ndarray, FramePoses | None]) -> None:
         t, frame, poses = item  # poses None: drawn already (for --show)
