@@ -525,7 +525,7 @@ def test_out_inside_the_tree_does_not_label_its_own_outputs(capsys, tree):
 
 @pytest.mark.slow
 def test_rolling_window_draws_the_latest_label_without_lag(clips, tmp_path, monkeypatch):
-    import posrec.overlay as ov
+    import posrec.label_overlay as ov  # where the overlay looks draw_labels up
     from posrec.label_overlay import LabelOverlay as Overlay
 
     decided = []  # (t, frames pushed so far, track ids, labels) of each overlay frame, in order
