@@ -17,9 +17,10 @@ as well. Both use the same estimator (MultiPose, its default input size, on its 
 and model; the real-time factor is processing seconds per second of video (< 1: faster than
 real time). ``posrec label``'s default ``--every auto`` estimates every second frame of these
 30 fps clips (the model card's ``min_pose_fps`` 15; its accuracy cost is measured by
-tools/ship_action_model.py, "noisy_every2"); two last rows label the one-person clip estimating
-every frame, on ONNX Runtime and on PyTorch. Peak memory: ``posrec label`` in a subprocess on
-the 640x480 one-person clip looped to each length (VmHWM).
+tools/ship_action_model.py, "noisy_every2"); two more rows label the one-person clip estimating
+every frame, on ONNX Runtime and on PyTorch, and the last three use ``--estimator
+multipose-follow`` (MultiPose finds people, Lightning follows each on a crop). Peak memory:
+``posrec label`` in a subprocess on the 640x480 one-person clip looped to each length (VmHWM).
 """
 
 from __future__ import annotations
@@ -107,8 +108,9 @@ def speed_table(clips: dict[str, Path]) -> None:
     from posrec.skeleton import get_layout
 
     model, est = load_action_model(), load_estimator("multipose")
+    follow = load_estimator("multipose-follow")
     torch_model, torch_est = load_action_model(backend="torch"), load_estimator("multipose", backend="torch")
-    for m, e in ((model, est), (torch_model, torch_est)):  # sessions made (and graphs cached) first
+    for m, e in ((model, est), (torch_model, torch_est), (model, follow)):  # sessions made (and graphs cached) first
         e([np.zeros((480, 640, 3), np.uint8)])
         joints = get_layout(m.spec.layout).num_joints
         m.probabilities(torch.zeros(1, m.spec.num_person, m.spec.clip_len, joints, m.card["in_channels"]))
@@ -122,6 +124,8 @@ def speed_table(clips: dict[str, Path]) -> None:
     rows = [(name, path, "default", model, est, "auto") for name, path in clips.items()]
     rows.append(("640x480 1 person", one, "--every 1", model, est, 1))
     rows.append(("640x480 1 person", one, "--every 1 --backend torch", torch_model, torch_est, 1))
+    rows += [(name, path, "--estimator multipose-follow", model, follow, "auto")
+             for name, path in clips.items()]
     refs: dict[Path, float] = {}
     for name, path, settings, recogniser, estimator, every in rows:
         with tempfile.TemporaryDirectory() as out:

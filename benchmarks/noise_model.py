@@ -66,30 +66,30 @@ BATCH = 8
 DUPLICATE_DIFF = 0.1
 
 
-def make_estimator(input_size: str):
-    """MultiPose at ``input_size`` ("auto": the estimator's per-video choice, or a long side in
-    px), with either version of the estimator's constructor (``multipose_long_side`` before
-    the automatic size existed)."""
+def make_estimator(input_size: str, name: str = "multipose"):
+    """MultiPose (or ``name``, "multipose-follow") at ``input_size`` ("auto": the estimator's
+    per-video choice, or a long side in px), with either version of the estimator's constructor
+    (``multipose_long_side`` before the automatic size existed)."""
     params = inspect.signature(MoveNetEstimator.__init__).parameters
     if input_size == "auto":
-        return load_estimator("multipose")
+        return load_estimator(name)
     key = "input_size" if "input_size" in params else "multipose_long_side"
-    return load_estimator("multipose", **{key: int(input_size)})
+    return load_estimator(name, **{key: int(input_size)})
 
 
 def _long_side(estimator, input_size: str) -> int:
     """The input long side the estimator used last (the automatic choice where there is one)."""
-    sizer = getattr(estimator, "sizer", None)
+    sizer = getattr(getattr(estimator, "finder", estimator), "sizer", None)
     return int(sizer.size) if sizer is not None else int(getattr(estimator, "long_side", input_size))
 
 
-def estimate_clip(path: Path, input_size: str) -> dict:
+def estimate_clip(path: Path, input_size: str, estimator_name: str = "multipose") -> dict:
     """Estimate and track one video -> penn13 tracks of its main people.
 
     Returns dict with kp (M, T, 13, 2) px, score (M, T, 13), present (M, T) bool, track_ids
     (M,), fps, frames, seconds (estimation wall time), frame_size (w, h), duplicate (T,) bool,
     long_side (model input px) and input_scale (model input px per frame px)."""
-    estimator = make_estimator(input_size)
+    estimator = make_estimator(input_size, estimator_name)
     t0 = time.perf_counter()
     tracked, diffs, prev = [], [], None
     with open_video(path) as video:
@@ -420,12 +420,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--input-size", default="auto",
                     help="MultiPose input long side in px, or 'auto' (the estimator's default)")
+    ap.add_argument("--estimator", default="multipose", choices=("multipose", "multipose-follow"),
+                    help="multipose-follow: MultiPose finds people, Lightning follows each on a crop")
     ap.add_argument("--overlays", type=Path, default=None, help="write sanity-check PNGs here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     stats, rows = [], []
     for name in CLIPS:
-        clip = estimate_clip(args.data / name, args.input_size)
+        clip = estimate_clip(args.data / name, args.input_size, args.estimator)
         st = measure(clip)
         stats.append(st)
         rows.append(clip_row(name, clip, st))

@@ -11,7 +11,7 @@ from pathlib import Path
 from posrec import __version__
 from posrec.errors import PosrecError
 
-ESTIMATOR_CHOICES = ["lightning", "thunder", "multipose", "keypointrcnn"]
+ESTIMATOR_CHOICES = ["lightning", "thunder", "multipose", "multipose-follow", "keypointrcnn"]
 
 
 def _threads(n: int | None) -> None:
@@ -319,8 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="action model: a shipped name (see `posrec models`), a posrec "
                         "checkpoint, or pyskl:FILE.pth (default posrec-actions-27)")
     p.add_argument("--estimator", choices=ESTIMATOR_CHOICES, default="multipose",
-                   help="keypoint estimator (default multipose: finds everyone; lightning/"
-                        "thunder follow one person)")
+                   help="keypoint estimator (default multipose: finds everyone; "
+                        "multipose-follow: MultiPose finds people, Lightning follows each on a "
+                        "crop, faster for one to three people; lightning/thunder follow one "
+                        "person)")
     p.add_argument("--window", type=float, help="window length in seconds (default: the model's)")
     p.add_argument("--stride", type=float, help="seconds between windows (default: the model's)")
     p.add_argument("--threshold", type=float,

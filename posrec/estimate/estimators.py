@@ -27,7 +27,7 @@ from posrec.estimate.types import FramePoses
 from posrec.io.atomic import file_sha256
 from posrec.paths import WEIGHTS_DIR
 
-ESTIMATORS = ("lightning", "thunder", "multipose", "keypointrcnn")
+ESTIMATORS = ("lightning", "thunder", "multipose", "multipose-follow", "keypointrcnn")
 BACKENDS = ("auto", "onnxruntime", "torch")  # where MoveNet's network runs
 # COCO-17 indices used by the reference crop algorithm.
 L_SHOULDER, R_SHOULDER, L_HIP, R_HIP = 5, 6, 11, 12
@@ -363,11 +363,16 @@ class KeypointRCNNEstimator:
 
 def load_estimator(name: str = "lightning", follow_person: bool = False, device: str = "cpu",
                    backend: str = "auto", **kw):
-    """An estimator by CLI name: lightning, thunder, multipose or keypointrcnn.
+    """An estimator by CLI name: lightning, thunder, multipose, multipose-follow (MultiPose
+    finds people, Lightning follows each: :mod:`posrec.estimate.follow`) or keypointrcnn.
 
     ``backend`` (MoveNet only; Keypoint R-CNN always runs in PyTorch): see MoveNetEstimator."""
     if name == "keypointrcnn":
         return KeypointRCNNEstimator(device=device, **kw)
+    if name == "multipose-follow":
+        from posrec.estimate.follow import FollowingMultiPose
+
+        return FollowingMultiPose(device=device, backend=backend, **kw)
     if name not in ESTIMATORS:
         raise PosrecError(f"unknown estimator {name!r}; choose from {', '.join(ESTIMATORS)}")
     return MoveNetEstimator(name, follow_person=follow_person, device=device, backend=backend, **kw)
