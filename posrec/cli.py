@@ -31,8 +31,9 @@ def _estimator_factory(args):
     check_device(args.device)
 
     def make(video: bool):
-        return load_estimator(args.model, follow_person=video, device=args.device,
-                              backend=args.backend)
+        # photos have no previous frame to follow a person from: multipose-follow is MultiPose there
+        name = "multipose" if args.model == "multipose-follow" and not video else args.model
+        return load_estimator(name, follow_person=video, device=args.device, backend=args.backend)
     return make
 
 

@@ -224,3 +224,19 @@ def test_overlay_marks_are_sized_to_each_person(capsys, tmp_path, shared_data):
         ink = (np.abs(overlay.astype(int) - canvas).max(-1) > 30).sum()
         share[size] = ink / (person["bbox"][2] * person["bbox"][3])
     assert 0.5 < share[300] / share[1000] < 2, share
+
+
+def test_multipose_follow_is_multipose_on_photos_and_follows_in_videos(capsys, tmp_path, shared_data,
+                                                                       basketball):
+    photos = [shared_data / "images" / f"{n}.png" for n in ("astronaut", "camera")]
+    make_clip(tmp_path / "clip.mp4", real_frames(basketball, 12))
+    for model in ("multipose", "multipose-follow"):
+        code, _, err = run(capsys, "pose", *photos, tmp_path / "clip.mp4", "--model", model,
+                           "--no-video", "-o", tmp_path / model)
+        assert code == 0, err
+    for name in ("astronaut_pose.json", "camera_pose.json"):  # no crop carried from photo to photo
+        ours, theirs = (json.loads((tmp_path / m / name).read_text())["people"]
+                        for m in ("multipose-follow", "multipose"))
+        assert ours == theirs
+    frames = json.loads((tmp_path / "multipose-follow" / "clip_pose.json").read_text())["frames"]
+    assert len(frames) == 12 and all(len(f["people"]) == 2 for f in frames)  # both players, throughout

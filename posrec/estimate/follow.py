@@ -21,7 +21,7 @@ import numpy as np
 from posrec.estimate.estimators import (L_HIP, L_SHOULDER, MIN_CROP_KEYPOINT_SCORE, R_HIP,
                                         R_SHOULDER, MoveNetEstimator, _keypoint_boxes)
 from posrec.estimate.preprocess import crop_and_resize
-from posrec.estimate.tracker import box_iou, box_overlap_of_smaller
+from posrec.estimate.tracker import keypoint_oks
 from posrec.estimate.types import FramePoses
 
 
@@ -65,9 +65,8 @@ class FollowingMultiPose:
     so that the tracker compares like with like.
     """
 
-    SAME_PERSON_IOU = 0.5  # two followed crops converged onto one person: the stronger stays
-    NEWCOMER_OVERLAP = 0.6  # a MultiPose box this much inside a followed one (of the smaller's
-    # area) holds someone already followed
+    SAME_PERSON_OKS = 0.5  # two poses this similar are one person (boxes are not enough:
+    # two players crossing, two people hugging overlap by most of their boxes)
 
     def __init__(self, look_every: int = 8, max_followed: int = 3, min_follow_score: float = 0.25,
                  device: str = "cpu", backend: str = "auto",
@@ -122,14 +121,21 @@ class FollowingMultiPose:
         followed = self._follow(frame)
         found = self._look([frame])[0]
         if len(followed) and len(found):
-            new = box_overlap_of_smaller(found.boxes, followed.boxes).max(1) < self.NEWCOMER_OVERLAP
-            found = found.select(new)
+            found = found.select(~self._same_person(found, followed).any(1))
         poses = FramePoses(np.concatenate([followed.keypoints, found.keypoints]),
                            np.concatenate([followed.scores, found.scores]),
                            np.concatenate([followed.boxes, found.boxes]),
                            np.concatenate([followed.box_scores, found.box_scores]))
         self._people = poses
         return poses
+
+    def _same_person(self, a: FramePoses, b: FramePoses) -> np.ndarray:
+        """(len(a), len(b)) True where a pose of ``a`` and one of ``b`` are one person: keypoint
+        OKS at the scale of b's box, over at least 4 joints seen in both."""
+        wh = b.boxes[:, 2:] - b.boxes[:, :2]
+        area = np.broadcast_to(wh.prod(1)[None], (len(a), len(b)))
+        oks, joints = keypoint_oks(a.keypoints, a.scores, b.keypoints, b.scores, area)
+        return (oks >= self.SAME_PERSON_OKS) & (joints >= 4)
 
     def _follow(self, frame: np.ndarray) -> FramePoses:
         h, w = frame.shape[:2]
@@ -143,9 +149,11 @@ class FollowingMultiPose:
         mean = scores.mean(1)
         keep = mean >= self.min_follow_score
         boxes = _keypoint_boxes(keypoints, scores)
+        same = self._same_person(FramePoses(keypoints, scores, boxes, mean),
+                                 FramePoses(keypoints, scores, boxes, mean))
         for a in np.argsort(-mean):  # crops that converged onto one person: keep the stronger
             if keep[a]:
-                others = keep & (box_iou(boxes[a:a + 1], boxes)[0] >= self.SAME_PERSON_IOU)
+                others = keep & same[a]
                 others[a] = False
                 keep &= ~others
         self.follows += 1
