@@ -50,18 +50,30 @@ def _sample(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray, y_valid: np.ndarr
     # Gather whole RGB pixels as 3-byte records: far faster than fancy-indexing (N, 3) rows.
     pixels = np.ascontiguousarray(frame).view(np.dtype((np.void, 3))).reshape(-1)
 
+    # Rows of W * 3 values, so that every operation runs along contiguous rows (not over a
+    # broadcast innermost colour axis of 3), and in place: allocating each float64 temporary
+    # afresh made this 3x slower on our 2-core VM (10 against 3.2 ms for 640x480 -> 192x256).
+    shape = (len(ys), 3 * len(xs))
+
     def at(rows, cols):
-        return np.take(pixels, rows + cols).view(np.uint8).reshape(len(ys), len(xs), 3).astype(np.float64)
+        return np.take(pixels, rows + cols).view(np.uint8).reshape(shape).astype(np.float64)
 
     tl, tr, bl, br = at(y0, x0), at(y0, x1), at(y1, x0), at(y1, x1)
-    dx = (xs - fx)[None, :, None]
-    dy = (ys - fy)[:, None, None]
-    top = tl + (tr - tl) * dx
-    bottom = bl + (br - bl) * dx
-    out = top + (bottom - top) * dy
-    out *= (y_valid[:, None] & x_valid[None, :])[..., None]
+    dx = np.repeat(xs - fx, 3)[None, :]
+    dy = (ys - fy)[:, None]
+    top = np.subtract(tr, tl, out=tr)  # the same IEEE operations in the same order as TF.js
+    top *= dx
+    top += tl
+    bottom = np.subtract(br, bl, out=br)
+    bottom *= dx
+    bottom += bl
+    out = np.subtract(bottom, top, out=bottom)
+    out *= dy
+    out += top
+    if not (y_valid.all() and x_valid.all()):
+        out *= y_valid[:, None] & np.repeat(x_valid, 3)[None, :]
     # float32 rounding first (can land on an integer), then truncation == tf.cast to int32.
-    return out.astype(np.float32).astype(np.uint8)
+    return out.astype(np.float32).astype(np.uint8).reshape(len(ys), len(xs), 3)
 
 
 def resize_with_pad(frame: np.ndarray, out_h: int, out_w: int) -> tuple[np.ndarray, Window]:
