@@ -29,19 +29,13 @@ from posrec.paths import shared_data_dir  # noqa: E402
 
 def straightforward_sample(frame, ys, xs, y_valid, x_valid):
     """The same arithmetic as preprocess._sample, one new array per operation."""
-    h, w = frame.shape[:2]
-    fy, fx = np.floor(ys), np.floor(xs)
-    y0 = np.clip(fy, 0, h - 1).astype(np.intp)[:, None] * w
-    y1 = np.clip(np.ceil(ys), 0, h - 1).astype(np.intp)[:, None] * w
-    x0 = np.clip(fx, 0, w - 1).astype(np.intp)
-    x1 = np.clip(np.ceil(xs), 0, w - 1).astype(np.intp)
-    pixels = np.ascontiguousarray(frame).view(np.dtype((np.void, 3))).reshape(-1)
+    pixels, (y0, y1, x0, x1), (dy, dx) = preprocess.bilinear_taps(frame, ys, xs)
 
     def at(rows, cols):
         return np.take(pixels, rows + cols).view(np.uint8).reshape(len(ys), len(xs), 3).astype(np.float64)
 
     tl, tr, bl, br = at(y0, x0), at(y0, x1), at(y1, x0), at(y1, x1)
-    dx, dy = (xs - fx)[None, :, None], (ys - fy)[:, None, None]
+    dx, dy = dx[None, :, None], dy[:, None, None]
     top, bottom = tl + (tr - tl) * dx, bl + (br - bl) * dx
     out = top + (bottom - top) * dy
     out *= (y_valid[:, None] & x_valid[None, :])[..., None]

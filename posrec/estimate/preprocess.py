@@ -33,14 +33,11 @@ class Window:
         return np.stack([x, y], -1).astype(np.float32)
 
 
-def _sample(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray, y_valid: np.ndarray,
-            x_valid: np.ndarray) -> np.ndarray:
-    """Bilinear samples of ``frame`` at the grid ys x xs, zero where invalid, truncated to uint8.
-
-    Follows the TF.js CPU kernels (the reference we test against) bit for bit:
-    ``top = tl + (tr - tl) * dx``, ``out = top + (bottom - top) * dy`` in double precision,
-    stored as float32, then the int32 cast that truncates.
-    """
+def bilinear_taps(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray):
+    """What a bilinear sampling of ``frame`` (H, W, 3) at the grid ys (h,) x xs (w,) reads:
+    the frame as flat 3-byte pixel records, the flat offsets of the upper and lower rows
+    (h, 1) and left and right columns (w,) of each sample's four neighbours (clamped to the
+    frame), and the fractional parts (dy (h,), dx (w,))."""
     h, w = frame.shape[:2]
     fy, fx = np.floor(ys), np.floor(xs)
     y0 = np.clip(fy, 0, h - 1).astype(np.intp)[:, None] * w
@@ -49,7 +46,18 @@ def _sample(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray, y_valid: np.ndarr
     x1 = np.clip(np.ceil(xs), 0, w - 1).astype(np.intp)
     # Gather whole RGB pixels as 3-byte records: far faster than fancy-indexing (N, 3) rows.
     pixels = np.ascontiguousarray(frame).view(np.dtype((np.void, 3))).reshape(-1)
+    return pixels, (y0, y1, x0, x1), (ys - fy, xs - fx)
 
+
+def _sample(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray, y_valid: np.ndarray,
+            x_valid: np.ndarray) -> np.ndarray:
+    """Bilinear samples of ``frame`` at the grid ys x xs, zero where invalid, truncated to uint8.
+
+    Follows the TF.js CPU kernels (the reference we test against) bit for bit:
+    ``top = tl + (tr - tl) * dx``, ``out = top + (bottom - top) * dy`` in double precision,
+    stored as float32, then the int32 cast that truncates.
+    """
+    pixels, (y0, y1, x0, x1), (dy, dx) = bilinear_taps(frame, ys, xs)
     # Rows of W * 3 values, so that every operation runs along contiguous rows (not over a
     # broadcast innermost colour axis of 3), and in place: allocating each float64 temporary
     # afresh made this 3x slower on our 2-core VM (10 against 3.2 ms for 640x480 -> 192x256).
@@ -59,8 +67,8 @@ def _sample(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray, y_valid: np.ndarr
         return np.take(pixels, rows + cols).view(np.uint8).reshape(shape).astype(np.float64)
 
     tl, tr, bl, br = at(y0, x0), at(y0, x1), at(y1, x0), at(y1, x1)
-    dx = np.repeat(xs - fx, 3)[None, :]
-    dy = (ys - fy)[:, None]
+    dx = np.repeat(dx, 3)[None, :]
+    dy = dy[:, None]
     top = np.subtract(tr, tl, out=tr)  # the same IEEE operations in the same order as TF.js
     top *= dx
     top += tl
