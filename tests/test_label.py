@@ -122,6 +122,20 @@ def test_end_to_end_writes_every_output(capsys, clips, tmp_path):
     assert (out / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
+def test_multipose_follow_labels_both_players(capsys, clips, tmp_path):
+    """--estimator multipose-follow: MultiPose finds the players, Lightning follows each."""
+    out = tmp_path / "out"
+    code, stdout, err = run(capsys, "label", clips["two"], "-o", out, "--no-video",
+                            "--estimator", "multipose-follow")
+    assert code == 0, err
+    (anno,) = load_dataset(out / "skeletons.pkl")["annotations"]
+    seen = (anno["keypoint_score"] > 0).any(-1).sum(1)  # frames each track holds a pose
+    assert (seen >= 0.9 * anno["keypoint"].shape[1]).sum() == 2  # both players, throughout
+    win = read_windows(out)
+    assert win["track_id"].nunique() >= 2 and "person" in stdout
+
+
 # --- 2. times follow the video's timestamps; rotation ----------------------------------------
 
 @pytest.mark.slow
