@@ -68,3 +68,14 @@ def test_person_crop_is_a_square_around_the_person_never_the_frame():
     hidden[:5] = 0.9  # only the head is seen: a square 1.25x its keypoints' box
     y1, x1, y2, x2 = person_crop(kp, hidden, 480, 640)
     assert 32 - 1e-3 <= (y2 - y1) * 480 < 100  # at least the 16 px half-side
+
+
+def test_its_settings_do_not_change_as_it_runs(shared_data):
+    """extract's resume cache keys on an estimator's plain settings."""
+    from posrec.extract import estimator_settings
+
+    follow = FollowingMultiPose()
+    before = estimator_settings(follow)
+    follow(_frames(shared_data / "videos" / "tai_chi.mp4", 3))
+    assert follow.looks + follow.follows == 3 and estimator_settings(follow) == before
+    assert before["variant"] == "multipose-follow"

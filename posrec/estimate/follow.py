@@ -90,7 +90,18 @@ class FollowingMultiPose:
         self.finder.reset()
         self._people: FramePoses | None = None
         self._since_look = 0
-        self.looks = self.follows = 0  # frames each model estimated (benchmarks read them)
+        self._counts = {"looks": 0, "follows": 0}  # not plain attributes: extract's resume
+        # cache keys on an estimator's plain settings, which must not change as it runs
+
+    @property
+    def looks(self) -> int:
+        """Frames MultiPose looked at since :meth:`reset`."""
+        return self._counts["looks"]
+
+    @property
+    def follows(self) -> int:
+        """Frames on which Lightning followed people since :meth:`reset`."""
+        return self._counts["follows"]
 
     def __call__(self, frames: Sequence[np.ndarray]) -> list[FramePoses]:
         out: list[FramePoses] = []
@@ -110,7 +121,7 @@ class FollowingMultiPose:
     def _look(self, frames: Sequence[np.ndarray]) -> list[FramePoses]:
         found = [FramePoses(p.keypoints, p.scores, _keypoint_boxes(p.keypoints, p.scores),
                             p.box_scores) for p in self.finder(frames)]
-        self.looks += len(frames)
+        self._counts["looks"] += len(frames)
         self._people, self._since_look = found[-1], 1  # the next frame is one after a look
         return found
 
@@ -156,7 +167,7 @@ class FollowingMultiPose:
                 others = keep & same[a]
                 others[a] = False
                 keep &= ~others
-        self.follows += 1
+        self._counts["follows"] += 1
         self._since_look += 1
         if not keep.all():
             self._since_look = self.look_every  # someone was lost: MultiPose looks next frame
