@@ -255,7 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="scale the overlay video down, e.g. 720p (short side in pixels; default: "
                         "the video's own size)")
     p.add_argument("--no-video", action="store_true", help="videos: write the JSON only, no overlay")
-    add_estimator_args(p, "multipose", ". multipose finds everyone in the frame; lightning "
+    add_estimator_args(p, "multipose", ". multipose finds everyone in the frame; "
+                       "multipose-follow finds everyone too, then follows each person on a crop "
+                       "with lightning (faster for one to three people in a video); lightning "
                        "(fastest) and thunder (more accurate) follow ONE person, cropping around "
                        "them frame to frame: pick them for clips of a single person")
     p.set_defaults(func=cmd_pose)

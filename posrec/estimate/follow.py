@@ -1,15 +1,15 @@
 """MultiPose finds the people, Lightning follows each of them on a crop: MoveNet's video recipe
 for several people at a fraction of MultiPose's cost.
 
-MultiPose looks at the whole frame (about 25-50 ms a frame on a 2-core CPU at 192x256);
-Lightning looks at one 192x192 crop around one person (about 2.5 times cheaper, and sharper on
-small people, whom the crop enlarges). :class:`FollowingMultiPose` runs MultiPose on the first
-frame; from then on each person of the previous frame is re-estimated by Lightning on a square
-crop around them (the reference tutorial's crop, per person), and MultiPose looks at the whole
-frame again every ``look_every`` frames and on the frame after anyone was lost, only to find
-newcomers: a person being followed keeps Lightning's pose, so their joints do not jump between
-two models' habits. Where nobody is followed, or more people than ``max_followed`` are (their
-crops would cost more than one MultiPose pass), MultiPose runs on every frame, batched.
+MultiPose looks at the whole frame; Lightning looks at one 192x192 crop around one person,
+1.7-2.4 times cheaper on ONNX Runtime (benchmarks/RESULTS.md, "MoveNet on ONNX Runtime") and
+sharper on small people, whom the crop enlarges. :class:`FollowingMultiPose` runs MultiPose on
+the first frame; from then on each person of the previous frame is re-estimated by Lightning on
+a square crop around them (the reference tutorial's crop, per person), and MultiPose looks at
+the whole frame again every ``look_every`` frames and on the frame after anyone was lost, only
+to find newcomers: a person being followed keeps Lightning's pose, so their joints do not jump
+between two models' habits. Where nobody is followed, or more people than ``max_followed`` are
+(their crops would cost more than one MultiPose pass), MultiPose runs on every frame, batched.
 """
 
 from __future__ import annotations
