@@ -5,7 +5,6 @@ import os
 import pickle
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,19 +13,7 @@ import pytest
 from posrec.cli import main
 from posrec.io.pickle import load_dataset
 from posrec.io.video import VideoDecodeWarning
-
-
-def run(capsys, *args) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_clean_error(code: int, err: str, pattern: str) -> None:
-    assert code == 2
-    lines = [l for l in err.strip().splitlines() if l.startswith("posrec: error")]
-    assert len(lines) == 1 and pattern in lines[0], err
-    assert "Traceback" not in err
+from cli_helpers import assert_clean_error, one_error_line, run
 
 
 def test_help_lists_every_command(capsys):
@@ -38,16 +25,19 @@ def test_help_lists_every_command(capsys):
         assert command in out
 
 
-def test_missing_path(capsys, tmp_path):
-    code, _, err = run(capsys, "pose", tmp_path / "nope.mp4", "-o", tmp_path)
-    assert_clean_error(code, err, "not found")
+@pytest.mark.parametrize("command", ["pose", "label"])
+def test_missing_path(capsys, tmp_path, command):
+    code, _, err = run(capsys, command, tmp_path / "nope.mp4", "-o", tmp_path / "out")
+    one_error_line(code, err, "not found")
 
 
-def test_text_file_named_mp4(capsys, tmp_path):
+@pytest.mark.parametrize("command", ["pose", "label"])
+def test_text_file_named_mp4(capsys, tmp_path, command):
     fake = tmp_path / "notes.mp4"
-    fake.write_text("this is not a video\n" * 50)
-    code, _, err = run(capsys, "pose", fake, "-o", tmp_path / "out")
-    assert_clean_error(code, err, "cannot open")
+    fake.write_text("these are my notes, not a video\n" * 20)
+    code, _, err = run(capsys, command, fake, "-o", tmp_path / "out")
+    one_error_line(code, err, "cannot open")
+    assert fake.read_text().startswith("these are my notes")  # input untouched
 
 
 def test_zero_byte_video(capsys, tmp_path):

@@ -11,16 +11,10 @@ import numpy as np
 import pytest
 
 import posrec.extract as extract_module
-from posrec.cli import main
 from posrec.estimate.estimators import load_estimator
 from posrec.io.pickle import load_dataset
 from posrec.io.video import open_video, write_video
-
-
-def run(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
+from cli_helpers import run
 
 
 def cut(src, dst, n=10):

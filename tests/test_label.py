@@ -28,7 +28,7 @@ import posrec.label as label_module
 from posrec.action_model import load_action_model
 from posrec.io.pickle import load_dataset
 from posrec.label import label_video
-from test_pose_cli import one_error_line, run  # the CLI helpers of `posrec pose`'s tests
+from cli_helpers import one_error_line, run
 from video_clips import make_clip, real_frames
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -279,18 +279,7 @@ def test_video_with_nobody_gives_an_empty_timeline(capsys, tmp_path):
 
 # --- 4. bad input: one line, exit 2 ----------------------------------------------------------
 
-def test_missing_video(capsys, tmp_path):
-    code, _, err = run(capsys, "label", tmp_path / "nope.mp4", "-o", tmp_path / "out")
-    one_error_line(code, err, "not found")
-
-
-def test_text_file_named_mp4(capsys, tmp_path):
-    fake = tmp_path / "notes.mp4"
-    fake.write_text("these are my notes, not a video\n" * 20)
-    code, _, err = run(capsys, "label", fake, "-o", tmp_path / "out")
-    one_error_line(code, err, "cannot open")
-    assert fake.read_text().startswith("these are my notes")  # input untouched
-
+# (a missing video and a text file named .mp4: tests/test_cli.py, for pose and label alike)
 
 def test_folder_with_no_videos(capsys, tmp_path):
     (tmp_path / "d").mkdir()

@@ -16,19 +16,8 @@ import pytest
 
 from posrec.cli import main
 from posrec.io.video import open_video, write_video
+from cli_helpers import one_error_line, run
 from video_clips import make_clip, real_frames
-
-
-def run(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_error_line(code, err, pattern):
-    assert code == 2, err
-    lines = [l for l in err.strip().splitlines() if l.strip()]
-    assert len(lines) == 1 and lines[0].startswith("posrec: error:") and pattern in lines[0], err
 
 
 def keypoints(doc_frame):
