@@ -30,6 +30,7 @@ import torch.nn as nn
 
 from posrec.data.pipeline import InputSpec
 from posrec.errors import PosrecError
+from posrec.estimate.types import BACKENDS
 from posrec.io.atomic import file_sha256
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "weights" / "actions"
@@ -175,8 +176,8 @@ def load_action_model(model: str | Path = DEFAULT_MODEL, backend: str = "auto") 
     """
     from posrec.estimate import onnx_backend
 
-    if backend not in ("auto", "onnxruntime", "torch"):
-        raise PosrecError(f"unknown backend {backend!r}; choose from auto, onnxruntime, torch")
+    if backend not in BACKENDS:
+        raise PosrecError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     am = _load(model)
     if backend == "onnxruntime" and not onnx_backend.available():
         raise PosrecError("backend 'onnxruntime' needs the onnxruntime and onnx packages: "

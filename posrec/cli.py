@@ -10,8 +10,8 @@ from pathlib import Path
 
 from posrec import __version__
 from posrec.errors import PosrecError
+from posrec.estimate.types import BACKENDS, ESTIMATORS
 
-ESTIMATOR_CHOICES = ["lightning", "thunder", "multipose", "multipose-follow", "keypointrcnn"]
 
 
 def _threads(n: int | None) -> None:
@@ -233,13 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--batch", type=int, default=8, help="frames per forward pass (default 8)")
         p.add_argument("--threads", type=int, default=None, help="CPU threads (PyTorch, ONNX Runtime)")
         p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-        p.add_argument("--backend", choices=["auto", "onnxruntime", "torch"], default="auto",
+        p.add_argument("--backend", choices=BACKENDS, default="auto",
                        help="where MoveNet (and label's action model) run (default auto: ONNX "
                             "Runtime on the CPU, two to four times as fast as PyTorch; torch: "
                             "PyTorch)")
 
     def add_estimator_args(p, default, model_help=""):
-        p.add_argument("--model", choices=ESTIMATOR_CHOICES, default=default,
+        p.add_argument("--model", choices=ESTIMATORS, default=default,
                        help=f"keypoint estimator (default: {default or 'multipose'}){model_help}")
         add_runtime_args(p)
 
@@ -321,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="posrec-actions-27",
                    help="action model: a shipped name (see `posrec models`), a posrec "
                         "checkpoint, or pyskl:FILE.pth (default posrec-actions-27)")
-    p.add_argument("--estimator", choices=ESTIMATOR_CHOICES, default="multipose",
+    p.add_argument("--estimator", choices=ESTIMATORS, default="multipose",
                    help="keypoint estimator (default multipose: finds everyone; "
                         "multipose-follow: MultiPose finds people, Lightning follows each on a "
                         "crop, faster for one to three people; lightning/thunder follow one "

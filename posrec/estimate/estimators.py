@@ -23,12 +23,10 @@ from posrec.estimate import onnx_backend
 from posrec.estimate.movenet import load_movenet
 from posrec.estimate.preprocess import Window, crop_and_resize, resize_pad_to_32, resize_with_pad
 from posrec.estimate.tracker import box_iou
-from posrec.estimate.types import FramePoses
+from posrec.estimate.types import BACKENDS, ESTIMATORS, FramePoses
 from posrec.io.atomic import file_sha256
 from posrec.paths import WEIGHTS_DIR
 
-ESTIMATORS = ("lightning", "thunder", "multipose", "multipose-follow", "keypointrcnn")
-BACKENDS = ("auto", "onnxruntime", "torch")  # where MoveNet's network runs
 # COCO-17 indices used by the reference crop algorithm.
 L_SHOULDER, R_SHOULDER, L_HIP, R_HIP = 5, 6, 11, 12
 MIN_CROP_KEYPOINT_SCORE = 0.2

@@ -6,6 +6,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# The names the command line and load_estimator accept (here, not in estimators.py, so that the
+# CLI can list them without importing torch); multipose-follow: posrec.estimate.follow.
+ESTIMATORS = ("lightning", "thunder", "multipose", "multipose-follow", "keypointrcnn")
+BACKENDS = ("auto", "onnxruntime", "torch")  # where MoveNet's network and the action model run
+
 
 @dataclass
 class FramePoses:
