@@ -126,9 +126,9 @@ class FollowingMultiPose:
         return found
 
     def _look_for_newcomers(self, frame: np.ndarray) -> FramePoses:
-        """Follow everyone as usual, and add the people MultiPose finds outside their boxes:
-        a followed person keeps Lightning's pose, so no one's joints jump between the two
-        models every ``look_every`` frames."""
+        """Follow everyone as usual, and add the people MultiPose finds who are none of them
+        (by pose): a followed person keeps Lightning's pose, so no one's joints jump between the
+        two models every ``look_every`` frames."""
         followed = self._follow(frame)
         found = self._look([frame])[0]
         if len(followed) and len(found):
