@@ -50,22 +50,30 @@ def _init_crop_region(h: int, w: int) -> np.ndarray:
     return np.array([0.0, x_min, 1.0, x_min + h / w])
 
 
-def _next_crop_region(yxs: np.ndarray, h: int, w: int) -> np.ndarray:
-    """The reference tutorial's ``determine_crop_region``: a square around the body, from the
-    previous frame's keypoints (17, 3) as normalised (y, x, score) of the frame."""
-    score = yxs[:, 2]
+def body_square(x: np.ndarray, y: np.ndarray, score: np.ndarray) -> tuple[float, float, float] | None:
+    """The reference tutorial's square around a body from its keypoints (17,) x, y in pixels
+    and scores: centre (cx, cy) between the hips, half-side the larger of 1.9 torso and 1.2 body
+    half-extents; None where no hip or no shoulder is seen (score over 0.2)."""
     if not ((score[L_HIP] > MIN_CROP_KEYPOINT_SCORE or score[R_HIP] > MIN_CROP_KEYPOINT_SCORE)
             and (score[L_SHOULDER] > MIN_CROP_KEYPOINT_SCORE
                  or score[R_SHOULDER] > MIN_CROP_KEYPOINT_SCORE)):
-        return _init_crop_region(h, w)
-    ty, tx = yxs[:, 0] * h, yxs[:, 1] * w
-    cy, cx = (ty[L_HIP] + ty[R_HIP]) / 2, (tx[L_HIP] + tx[R_HIP]) / 2
+        return None
+    cy, cx = (y[L_HIP] + y[R_HIP]) / 2, (x[L_HIP] + x[R_HIP]) / 2
     torso = [L_SHOULDER, R_SHOULDER, L_HIP, R_HIP]
-    torso_y, torso_x = np.abs(cy - ty[torso]).max(), np.abs(cx - tx[torso]).max()
+    torso_y, torso_x = np.abs(cy - y[torso]).max(), np.abs(cx - x[torso]).max()
     body = score >= MIN_CROP_KEYPOINT_SCORE
-    body_y = np.abs(cy - ty[body]).max(initial=0.0)
-    body_x = np.abs(cx - tx[body]).max(initial=0.0)
-    half = max(torso_x * 1.9, torso_y * 1.9, body_y * 1.2, body_x * 1.2)
+    body_y = np.abs(cy - y[body]).max(initial=0.0)
+    body_x = np.abs(cx - x[body]).max(initial=0.0)
+    return cx, cy, max(torso_x * 1.9, torso_y * 1.9, body_y * 1.2, body_x * 1.2)
+
+
+def _next_crop_region(yxs: np.ndarray, h: int, w: int) -> np.ndarray:
+    """The reference tutorial's ``determine_crop_region``: a square around the body, from the
+    previous frame's keypoints (17, 3) as normalised (y, x, score) of the frame."""
+    square = body_square(yxs[:, 1] * w, yxs[:, 0] * h, yxs[:, 2])
+    if square is None:
+        return _init_crop_region(h, w)
+    cx, cy, half = square
     half = min(half, max(cx, w - cx, cy, h - cy))
     if half > max(w, h) / 2:
         return _init_crop_region(h, w)

@@ -18,8 +18,8 @@ from typing import Sequence
 
 import numpy as np
 
-from posrec.estimate.estimators import (L_HIP, L_SHOULDER, MIN_CROP_KEYPOINT_SCORE, R_HIP,
-                                        R_SHOULDER, MoveNetEstimator, _keypoint_boxes)
+from posrec.estimate.estimators import (MIN_CROP_KEYPOINT_SCORE, MoveNetEstimator,
+                                        _keypoint_boxes, body_square)
 from posrec.estimate.preprocess import crop_and_resize
 from posrec.estimate.tracker import keypoint_oks
 from posrec.estimate.types import FramePoses
@@ -32,16 +32,13 @@ def person_crop(keypoints: np.ndarray, scores: np.ndarray, h: int, w: int) -> np
     As the reference tutorial's ``determine_crop_region`` where the torso is seen (centred on
     the hips, 1.9 torso or 1.2 body half-extents); otherwise a square 1.25 times the confident
     keypoints' box. Never the whole frame, which would hold everyone else too."""
-    seen = scores >= MIN_CROP_KEYPOINT_SCORE
-    pts = keypoints[seen] if seen.sum() >= 2 else keypoints
-    x_min, y_min = pts.min(0)
-    x_max, y_max = pts.max(0)
-    if seen[[L_HIP, R_HIP]].any() and seen[[L_SHOULDER, R_SHOULDER]].any():
-        cx, cy = keypoints[[L_HIP, R_HIP]].mean(0)
-        torso = keypoints[[L_SHOULDER, R_SHOULDER, L_HIP, R_HIP]]
-        half = max(1.9 * np.abs(torso - (cx, cy)).max(),
-                   1.2 * np.abs(pts - (cx, cy)).max())
+    square = body_square(keypoints[:, 0], keypoints[:, 1], scores)
+    if square is not None:
+        cx, cy, half = square
     else:
+        seen = scores >= MIN_CROP_KEYPOINT_SCORE
+        pts = keypoints[seen] if seen.sum() >= 2 else keypoints
+        (x_min, y_min), (x_max, y_max) = pts.min(0), pts.max(0)
         cx, cy = (x_min + x_max) / 2, (y_min + y_max) / 2
         half = 0.625 * max(x_max - x_min, y_max - y_min)
     half = max(float(half), 16.0)  # a handful of pixels is no crop
@@ -160,8 +157,8 @@ class FollowingMultiPose:
         mean = scores.mean(1)
         keep = mean >= self.min_follow_score
         boxes = _keypoint_boxes(keypoints, scores)
-        same = self._same_person(FramePoses(keypoints, scores, boxes, mean),
-                                 FramePoses(keypoints, scores, boxes, mean))
+        candidates = FramePoses(keypoints, scores, boxes, mean)
+        same = self._same_person(candidates, candidates)
         for a in np.argsort(-mean):  # crops that converged onto one person: keep the stronger
             if keep[a]:
                 others = keep & same[a]

@@ -59,8 +59,8 @@ def _sample(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray, y_valid: np.ndarr
     """
     pixels, (y0, y1, x0, x1), (dy, dx) = bilinear_taps(frame, ys, xs)
     # Rows of W * 3 values, so that every operation runs along contiguous rows (not over a
-    # broadcast innermost colour axis of 3), and in place: allocating each float64 temporary
-    # afresh made this 3x slower on our 2-core VM (10 against 3.2 ms for 640x480 -> 192x256).
+    # broadcast innermost colour axis of 3), and in place rather than into a new float64 array
+    # each: 1.3-1.4x faster (benchmarks/bench_preprocess.py).
     shape = (len(ys), 3 * len(xs))
 
     def at(rows, cols):
