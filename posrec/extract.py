@@ -75,10 +75,17 @@ def clip_annotation(path: Path, estimator, batch: int = 8, max_people: int | Non
 
 def estimator_settings(estimator) -> dict:
     """What identifies an estimator's output: its class and its plain settings (variant, input
-    size, thresholds, device...), for the resume cache."""
-    plain = {k: v for k, v in sorted(vars(estimator).items())
-             if not k.startswith("_") and isinstance(v, (str, int, float, bool, type(None)))}
-    return {"class": type(estimator).__name__, **plain}
+    size, thresholds, device...), and those of the estimators it is made of (multipose-follow's
+    finder and follower), for the resume cache."""
+    settings = {"class": type(estimator).__name__}
+    for k, v in sorted(vars(estimator).items()):
+        if k.startswith("_"):
+            continue
+        if isinstance(v, (str, int, float, bool, type(None))):
+            settings[k] = v
+        elif callable(v) and hasattr(v, "variant"):  # an estimator inside this one
+            settings[k] = estimator_settings(v)
+    return settings
 
 
 def cache_key(video: Path, estimator, max_people: int | None) -> str:

@@ -98,6 +98,11 @@ def test_cache_key_follows_clip_estimator_and_options(tmp_path, clips):
     assert key != extract_module.cache_key(clip, load_estimator("lightning", follow_person=True,
                                                                 min_person_score=0.5), None)
     assert key != extract_module.cache_key(clip, light, 2)
+    # multipose-follow: its finder's settings are part of its own
+    follow = extract_module.cache_key(clip, load_estimator("multipose-follow"), None)
+    assert follow == extract_module.cache_key(clip, load_estimator("multipose-follow"), None)
+    assert follow != extract_module.cache_key(clip, load_estimator("multipose-follow",
+                                                                   min_person_score=0.3), None)
     st = clip.stat()
     os.utime(clip, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the clip was replaced
     assert key != extract_module.cache_key(clip, light, None)
