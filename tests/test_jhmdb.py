@@ -86,3 +86,24 @@ def test_action_dataset_merges_both_sets_and_penn_only_keeps_the_same_penn_carve
     assert p["train"] == [i for i in s["train"] if i in penn_ids]
     assert p["val"] == [i for i in s["val"] if i in penn_ids]
     assert len(penn_ids) == 2326
+
+
+def test_grouped_validation_holds_out_what_another_official_split_tests(shared_data):
+    """JHMDB validation carved along split 2: exactly split 1's training clips that split 2
+    tests (matched by their joints, the files name no clips), none of them left in training."""
+    from posrec.actions import build_action_dataset
+
+    root = shared_data / "skeleton"
+    data = build_action_dataset(root / "penn_action/labels", root / "jhmdb", 1, jhmdb_val_split=2)
+    s = data["split"]
+    key = {a["frame_dir"]: a["keypoint"].tobytes() for a in data["annotations"]}
+    tested_by_2 = {a["keypoint"].tobytes() for a in read_jhmdb(root / "jhmdb", 2)["annotations"]
+                   if "_test_" in a["frame_dir"]}
+    jhmdb_train = [i for i in s["train"] if i.startswith("jhmdb")]
+    assert len(s["val_jhmdb"]) == 112 and len(jhmdb_train) + 112 == 433
+    assert {key[i] for i in s["val_jhmdb"]} <= tested_by_2
+    assert not {key[i] for i in jhmdb_train} & tested_by_2
+    assert s["val"] == s["val_penn"] + s["val_jhmdb"] and len(s["val_penn"]) == 127
+    assert set(s["val"]).isdisjoint(s["train"]) and set(s["val"]).isdisjoint(s["test"])
+    with pytest.raises(ValueError, match="another split"):
+        build_action_dataset(root / "penn_action/labels", root / "jhmdb", 1, jhmdb_val_split=1)
