@@ -8,8 +8,11 @@ Both sets are human-annotated 2D joints mapped into ``penn13``. One class list s
 (:data:`posrec.actions.ACTION_CLASSES`): JHMDB's ``golf`` is Penn's ``golf_swing`` and both sets
 have ``pullup``, so 15 + 14 - 2 = 27 classes. Splits: ``train`` and ``val`` (10 % of each set's
 official training clips, stratified by class, seeded: neither set names subjects or source
-videos, so the carve is by clip), ``test_penn`` (Penn's official test split), ``test_jhmdb``
-(the test part of the chosen JHMDB split) and ``test`` (both). The output is research data
+videos, so the carve is by clip; ``val_penn`` and ``val_jhmdb`` are its two parts),
+``test_penn`` (Penn's official test split), ``test_jhmdb`` (the test part of the chosen JHMDB
+split) and ``test`` (both). ``--jhmdb-val-split K`` carves JHMDB's part of ``val`` along
+another official split instead: the training clips that split K tests, so no source video has
+clips on both sides (the protocol that ranks recipes, RESULTS.md). The output is research data
 (Penn Action and JHMDB terms): keep it out of the repository.
 """
 

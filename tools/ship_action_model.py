@@ -52,12 +52,15 @@ SPARSER_POSES = (2, 3)  # pose rates tried for the card's min_pose_fps: 1/2 and 
 
 @torch.no_grad()
 def window_logits(net, data: dict, split: str, spec: InputSpec, num_clips: int, augment,
-                  noisy: bool, seed: int = 0, every: int = 1) -> tuple[np.ndarray, np.ndarray]:
+                  noisy: bool, seed: int = 0, every: int = 1,
+                  test_flip: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(N, num_clips, K) logits of every clip's windows, and labels (N,). ``every`` keeps
     every n-th frame of each clip (at 1/n of its frame rate), as ``posrec label --every n``
-    estimates only those frames."""
+    estimates only those frames. ``test_flip``: each window's logits are the mean of the
+    window's and its mirror's (the same noisy window, left and right exchanged)."""
     np.random.seed(seed)  # the noise transforms draw from numpy's global generator
-    transform = build_transform(spec, False, num_clips, augment, noisy=noisy)
+    transform = build_transform(spec, False, num_clips, augment, noisy=noisy, test_flip=test_flip)
+    views = 2 if test_flip else 1
     if every > 1:
         transform = _every_nth(transform, every, spec.source_fps or 30.0)
     ds = SkeletonDataset(data, split, transform)
@@ -65,7 +68,8 @@ def window_logits(net, data: dict, split: str, spec: InputSpec, num_clips: int, 
     for i in range(0, len(ds), 32):
         items = [ds[j] for j in range(i, min(i + 32, len(ds)))]
         x = torch.stack([x for x, _ in items])  # (n, clips, M, T, V, C)
-        out.append(net(x.flatten(0, 1)).view(len(items), num_clips, -1).numpy())
+        z = net(x.flatten(0, 1)).view(len(items), views, num_clips, -1)  # mirrors after all clips
+        out.append(z.mean(1).numpy())
         labels += [y for _, y in items]
     return np.concatenate(out), np.asarray(labels)
 
@@ -146,6 +150,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True, help="folder for metrics.json and CSVs")
     p.add_argument("--splits", nargs="+", default=["val", "test_penn", "test_jhmdb"])
     p.add_argument("--ship", metavar="NAME", help="write the model into posrec/weights/actions")
+    p.add_argument("--test-flip", action="store_true",
+                   help="score each window as it is and mirrored, logits averaged")
     a = p.parse_args()
     torch.set_num_threads(1)
     net, ck = load_model(a.checkpoint)
@@ -163,7 +169,7 @@ def main() -> None:
     for split in a.splits:
         for tag, (noise, every) in conditions.items():
             z, y = window_logits(net, data, split, spec, cfg.data.num_clips, noise,
-                                 noise is not None, every=every)
+                                 noise is not None, every=every, test_flip=a.test_flip)
             logits_of[split, tag] = (z, y)
             clip_probs = softmax(z).mean(1)
             res["splits"].setdefault(split, {})[tag] = metrics(clip_probs, y, classes)
