@@ -15,9 +15,9 @@ classifier over uniform windows, one window at a time, estimating every frame. p
 streams, batches windows across people and writes the overlay video, timeline and skeleton file
 as well. Both use the same estimator (MultiPose, its default input size, on its default backend)
 and model; the real-time factor is processing seconds per second of video (< 1: faster than
-real time). ``posrec label``'s default ``--every auto`` estimates every second frame of these
-30 fps clips (the model card's ``min_pose_fps`` 15; its accuracy cost is measured by
-tools/ship_action_model.py, "noisy_every2"); two more rows label the one-person clip estimating
+real time). ``posrec label``'s default ``--every auto`` estimates every third frame of these
+30 fps clips (the model card's ``min_pose_fps`` 10; its accuracy cost is measured by
+tools/ship_action_model.py, "noisy_every3"); two more rows label the one-person clip estimating
 every frame, on ONNX Runtime and on PyTorch, and the last three use ``--estimator
 multipose-follow`` (MultiPose finds people, Lightning follows each on a crop). A second table times the whole command as a user runs it, in a fresh process (Python's and
 torch's imports, the ONNX Runtime sessions, all outputs), against ``label_video`` in a warm

@@ -333,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the model card's)")
     p.add_argument("--every", default="auto",
                    help="estimate poses on every N-th frame (default auto: as sparse as the "
-                        "model card's min_pose_fps allows, e.g. every 2nd frame at 30 fps)")
+                        "model card's min_pose_fps allows, e.g. every 3rd frame at 30 fps for the shipped model)")
     add_runtime_args(p)
     from posrec.label_overlay import DEFAULT_SIZE as DEFAULT_LABEL_OVERLAY
 

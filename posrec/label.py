@@ -173,10 +173,14 @@ def check_settings(window: float | None, stride: float | None, threshold: float 
         raise PosrecError(f"--threshold must be a probability between 0 and 1, got {threshold:g}")
 
 
+NOMINAL_RATE = 1.01  # within 1 %: 30000/1001 (29.97) fps counts as the 30 it stands for, 59.94 as 60
+
+
 def _every(min_fps: float | None, video_fps: float, every: int | str) -> int:
-    """Estimate on every n-th frame: 'auto' keeps at least ``min_fps`` poses a second."""
+    """Estimate on every n-th frame: 'auto' keeps at least ``min_fps`` poses a second (of the
+    video's nominal rate: a 29.97 fps clip is estimated like a 30 fps one)."""
     if every == "auto":
-        return max(1, int(video_fps // min_fps)) if min_fps and video_fps else 1
+        return max(1, int(video_fps * NOMINAL_RATE // min_fps)) if min_fps and video_fps else 1
     if int(every) < 1:
         raise PosrecError(f"--every must be at least 1, got {every}")
     return int(every)

@@ -192,8 +192,8 @@ def test_a_graph_that_differs_from_pytorch_is_never_used(monkeypatch, tmp_path):
     monkeypatch.setenv("POSREC_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(onnx_backend.OnnxModule, "_run",
                         staticmethod(lambda session, x: np.zeros((len(x), 27), np.float32)))
-    x = torch.randn(2, 1, 40, 13, 3)  # synthetic: only the check is under test
     auto = load_action_model()
+    x = torch.randn(2, 1, 40, 13, auto.card["in_channels"])  # synthetic: only the check is under test
     with pytest.warns(UserWarning, match="differs from PyTorch.*falling back to PyTorch"):
         got = auto.probabilities(x)
     assert auto.backend == "torch"

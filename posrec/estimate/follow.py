@@ -50,8 +50,8 @@ class FollowingMultiPose:
 
     Args:
         look_every: MultiPose looks at the whole frame every this many frames (new people are
-            found within that many frames; with ``posrec label``'s 15 poses a second, 8 is half
-            a second).
+            found within that many frames; at 10 poses a second, ``posrec label``'s rate for
+            a 30 fps clip with the shipped model, 8 is 0.8 s).
         max_followed: follow at most this many people; with more, MultiPose runs on every frame.
         min_follow_score: a followed person whose mean keypoint score falls under this is lost
             (MultiPose looks again on the next frame).
