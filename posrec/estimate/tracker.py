@@ -104,7 +104,7 @@ class PoseTracker:
 
     Args:
         fps: frames per second, used for the default ``max_missed``; 0 or None means 30.
-        max_missed: frames a track survives without a match (default: half a second).
+        max_missed: frames a track survives without a match (default: two seconds of frames).
         min_similarity: matches below this similarity in [0, 1] are refused.
         new_track_score: an unmatched detection needs this box score to start a track; weaker
             ones may still continue an existing track, otherwise they are dropped.
