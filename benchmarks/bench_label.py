@@ -19,9 +19,10 @@ real time). ``posrec label``'s default ``--every auto`` estimates every third fr
 30 fps clips (the model card's ``min_pose_fps`` 10; its accuracy cost is measured by
 tools/ship_action_model.py, "noisy_every3"); two more rows label the one-person clip estimating
 every frame, on ONNX Runtime and on PyTorch, and the last three use ``--estimator
-multipose-follow`` (MultiPose finds people, Lightning follows each on a crop). A second table times the whole command as a user runs it, in a fresh process (Python's and
-torch's imports, the ONNX Runtime sessions, all outputs), against ``label_video`` in a warm
-process, best of 2, alternating. Peak memory:
+multipose-follow`` (MultiPose finds people, Lightning follows each on a crop). A second table
+times the whole command as a user runs it, in a fresh process (Python's and torch's imports,
+the ONNX Runtime sessions, all outputs), against ``label_video`` in a warm process, best of 2,
+alternating. Peak memory:
 ``posrec label`` in a subprocess on the 640x480 one-person clip looped to each length (VmHWM).
 """
 

@@ -60,11 +60,11 @@ def jhmdb_grouped_validation(data: dict, jhmdb_dir: str | Path, other_split: int
     from posrec.io.jhmdb import read_jhmdb
 
     other = read_jhmdb(jhmdb_dir, other_split)
-    held = {_clip_key(a) for a in other["annotations"] if a["frame_dir"] in set(other["split"]["test"])}
-    by_id = {a["frame_dir"]: a for a in data["annotations"]}
+    tested = set(other["split"]["test"])
+    held = {_clip_key(a) for a in other["annotations"] if a["frame_dir"] in tested}
+    is_held = {a["frame_dir"]: _clip_key(a) in held for a in data["annotations"]}
     ids = data["split"]["train"]
-    return ([i for i in ids if _clip_key(by_id[i]) not in held],
-            [i for i in ids if _clip_key(by_id[i]) in held])
+    return [i for i in ids if not is_held[i]], [i for i in ids if is_held[i]]
 
 
 def build_action_dataset(penn_dir: str | Path, jhmdb_dir: str | Path, jhmdb_split: int = 1,
