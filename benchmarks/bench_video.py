@@ -1,6 +1,6 @@
 """Video I/O speed: both decoders, x264 presets, and the whole `posrec pose` command at 1080p.
 
-    python benchmarks/bench_video.py [--quick] [--tables 1,2,3,4]
+    python benchmarks/bench_video.py [--quick] [--tables 1,2,3,4,5]
 
 Table 1: decode fps (RGB frames out, as the pipeline consumes them) of the PyAV reader and the
 OpenCV reader on every clip in ../shared/data/videos, alternating in the same run (best of
@@ -14,6 +14,9 @@ already in memory ("overhead"), and a plain decode-and-infer loop as a straightf
 would write it (OpenCV decode, cv2 resize, NCHW float tensor, ``torch.no_grad``; "ratio" =
 whole command time / plain loop time). "before" is posrec at commit BEFORE (OpenCV decode,
 mp4v overlay drawn in the main thread), run from a `git archive` of that commit.
+Table 5 (only when asked: ``--tables 5``): the whole command's parts on the same clips, each in
+a fresh process: the estimator alone, posrec's reader alone (decode to RGB, nothing else), the
+command with ``--no-video``, with ``--overlay-size 720p`` and with the full-size overlay.
 """
 
 from __future__ import annotations
@@ -195,6 +198,54 @@ def whole_command(clip: Path, variant: str, out: Path) -> tuple[float, int]:
     return time.perf_counter() - t, res.frames
 
 
+def decode_only(clip: Path, variant: str) -> tuple[float, int]:
+    """posrec's reader alone: every frame decoded to RGB (with its pts), nothing else."""
+    from posrec.io.video import open_video
+
+    n, t = 0, time.perf_counter()
+    with open_video(clip) as reader:
+        for _ in reader:
+            n += 1
+    return time.perf_counter() - t, n
+
+
+def command_variant(clip: Path, variant: str, out: Path, how: str) -> tuple[float, int]:
+    """`posrec pose` with ``--no-video`` (how="none") or ``--overlay-size how``."""
+    from posrec.estimate.estimators import load_estimator
+    from posrec.pose import pose_video
+
+    est = load_estimator(variant, follow_person=True)
+    t = time.perf_counter()
+    res = pose_video(clip, out, est, batch=8, progress=False, write_overlay=how != "none",
+                     size=None if how == "none" else how)
+    return time.perf_counter() - t, res.frames
+
+
+def table_where(variants: list[str], repeats: int) -> None:
+    """Where the whole command's time above the estimator alone goes: the same clip decoded
+    only, the command without the overlay, with a 720p overlay, and with the full-size one."""
+    print(f"\nTable 5: the whole command's parts, seconds ({THREADS} threads, best of {repeats})")
+    print(f"{'clip':26} {'model':9} {'alone':>6} {'decode':>6} {'no video':>8} {'720p':>6} {'full':>6} "
+          f"{'decode/alone':>12} {'no video over':>13} {'720p over':>9} {'full over':>9}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        clip10 = tmp / "ntu_1080p_10s.mp4"
+        make_1080p_clip(clip10)
+        for clip in [clip10, shared_data_dir() / "videos" / "pose2sim_single_cam01.mp4"]:
+            for variant in variants:
+                keys = ("alone", "decode", "none", "720p", "full")
+                best = dict.fromkeys(keys, float("inf"))
+                for _ in range(repeats):
+                    for k in keys:
+                        what = {"alone": "estimate_alone", "decode": "decode_only"}.get(k, f"command_{k}")
+                        best[k] = min(best[k], _measure_in_subprocess(what, clip, variant, tmp / k, ROOT))
+                a = best["alone"]
+                over = {k: f"{100 * (best[k] - a) / a:.0f}%" for k in ("none", "720p", "full")}
+                print(f"{clip.name:26} {variant:9} {a:6.2f} {best['decode']:6.2f} {best['none']:8.2f} "
+                      f"{best['720p']:6.2f} {best['full']:6.2f} {best['decode'] / a:12.2f} "
+                      f"{over['none']:>13} {over['720p']:>9} {over['full']:>9}")
+
+
 def _measure_in_subprocess(what: str, clip: Path, variant: str, out: Path, tree: Path) -> float:
     """Seconds for ``what`` in a fresh process importing posrec from ``tree``."""
     env = dict(os.environ, POSREC_BENCH_TREE=str(tree))
@@ -249,7 +300,7 @@ def main() -> None:
     global THREADS
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="one repeat, Lightning only")
-    ap.add_argument("--tables", default="1,2,3,4")
+    ap.add_argument("--tables", default="1,2,3,4", help="which tables (5 only when named)")
     ap.add_argument("--models", default=None,
                     help="table 4's estimators, comma-separated (default lightning,multipose; "
                          "--quick: lightning)")
@@ -265,7 +316,12 @@ def main() -> None:
 
         torch.set_num_threads(THREADS)
         what, clip, variant, out = args.one.split(",")
-        fn = {"estimate_alone": estimate_alone, "plain_loop": plain_loop, "whole_command": whole_command}[what]
+        if what.startswith("command_"):
+            how = what.removeprefix("command_")
+            print(json.dumps(command_variant(Path(clip), variant, Path(out), "none" if how == "none" else how)))
+            return
+        fn = {"estimate_alone": estimate_alone, "plain_loop": plain_loop, "whole_command": whole_command,
+              "decode_only": decode_only}[what]
         print(json.dumps(fn(Path(clip), variant, *([Path(out)] if what == "whole_command" else []))))
         return
     tables = set(args.tables.split(","))
@@ -285,6 +341,8 @@ def main() -> None:
     if "4" in tables:
         models = args.models or ("lightning" if args.quick else "lightning,multipose")
         table_pipeline(models.split(","), repeats)
+    if "5" in tables:
+        table_where((args.models or "lightning").split(","), repeats)
 
 
 if __name__ == "__main__":
