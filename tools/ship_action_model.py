@@ -220,9 +220,9 @@ def ship(name: str, net, ck: dict, cfg, spec: InputSpec, res: dict) -> None:
                              "2D joints; 10 % of each carved out for validation",
             "command": "python tools/make_action_dataset.py --jhmdb-split 1 -o "
                        "runs/datasets/actions_jhmdb1.pkl && posrec train "
-                       "configs/posrec_actions.yaml --set out_dir=runs/actions_jhmdb1_w64 "
+                       "configs/posrec_actions.yaml --set out_dir=runs/actions_jhmdb1_jbjm "
                        "train.threads=1 && python tools/ship_action_model.py "
-                       "runs/actions_jhmdb1_w64/best.pt --out benchmarks/runs/actions27_w64_jhmdb1 "
+                       "runs/actions_jhmdb1_jbjm/best.pt --out benchmarks/runs/actions27_jbjm_jhmdb1 "
                        f"--ship {name}"}
     (dst / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
     print("shipped", weights, weights.stat().st_size, "bytes")
