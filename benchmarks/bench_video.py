@@ -317,8 +317,7 @@ def main() -> None:
         torch.set_num_threads(THREADS)
         what, clip, variant, out = args.one.split(",")
         if what.startswith("command_"):
-            how = what.removeprefix("command_")
-            print(json.dumps(command_variant(Path(clip), variant, Path(out), "none" if how == "none" else how)))
+            print(json.dumps(command_variant(Path(clip), variant, Path(out), what.removeprefix("command_"))))
             return
         fn = {"estimate_alone": estimate_alone, "plain_loop": plain_loop, "whole_command": whole_command,
               "decode_only": decode_only}[what]
