@@ -13,6 +13,8 @@ benchmarks/noise_model.py and RESULTS.md: jitter, lost joints and frames, left/r
 partial bodies included); "noisy_every2" and "noisy_every3" are "noisy" on every second or
 third frame only (the clip at a half or a third of its frame rate: what ``posrec label --every
 2`` or ``--every 3`` feeds the model); all with a fixed seed.
+The card's ``min_pose_fps`` is chosen from validation alone, averaged over POSE_RATE_SEEDS
+draws of the noise (:func:`min_pose_fps`).
 
 Calibration: one temperature T for the softmax, fitted on the validation windows under noise
 (each of the ``num_clips`` windows of a clip is one sample, as the labeller scores single
@@ -48,6 +50,10 @@ THRESHOLD = 0.5
 MEASURED_NOISE = AugmentConfig(noise=0.0043, drop=0.067, frame_drop=0.048, swap=0.004)
 STRIDE_FRACTION = 0.25  # windows every quarter window: a 2 s window every 0.5 s
 SPARSER_POSES = (2, 3)  # pose rates tried for the card's min_pose_fps: 1/2 and 1/3 of the data's
+# min_pose_fps compares mean validation top-1 over this many draws of the measured noise (paired
+# seeds at every rate): one draw of 171 clips moves in steps of 0.58 points, over the half-point
+# tolerance, so a single clip decided the rate; five draws resolve 0.12 points.
+POSE_RATE_SEEDS = 5
 
 
 @torch.no_grad()
@@ -175,6 +181,10 @@ def main() -> None:
             res["splits"].setdefault(split, {})[tag] = metrics(clip_probs, y, classes)
             per_class_csv(a.out / f"per_class_{split}_{tag}.csv", clip_probs, y, classes)
             print(split, tag, res["splits"][split][tag], flush=True)
+    if "val" in a.splits:
+        res["pose_rate_val_noisy"] = pose_rate_accuracy(net, data, spec, cfg.data.num_clips,
+                                                        a.test_flip)
+        print("pose rate, val under noise,", POSE_RATE_SEEDS, "draws:", res["pose_rate_val_noisy"])
     z, y = logits_of["val", "noisy"]
     t = fit_temperature(z.reshape(-1, z.shape[-1]), np.repeat(y, z.shape[1]))
     res["temperature"], res["threshold"] = t, THRESHOLD
@@ -185,14 +195,29 @@ def main() -> None:
         ship(a.ship, net, ck, cfg, spec, res)
 
 
-def min_pose_fps(spec: InputSpec, val: dict) -> float:
+def pose_rate_accuracy(net, data: dict, spec: InputSpec, num_clips: int,
+                       test_flip: bool) -> dict[str, float]:
+    """{"every1": top1, "every2": ..., ...}: validation clip top-1 under the measured noise on
+    every n-th frame, the mean over POSE_RATE_SEEDS noise draws (seed k at every rate)."""
+    acc = {}
+    for n in (1, *SPARSER_POSES):
+        tops = []
+        for seed in range(POSE_RATE_SEEDS):
+            z, y = window_logits(net, data, "val", spec, num_clips, MEASURED_NOISE, True,
+                                 seed=seed, every=n, test_flip=test_flip)
+            tops.append(float((softmax(z).mean(1).argmax(1) == y).mean()))
+        acc[f"every{n}"] = float(np.mean(tops))
+    return acc
+
+
+def min_pose_fps(spec: InputSpec, pose_rate: dict[str, float]) -> float:
     """The sparsest pose rate ``posrec label --every auto`` may use: the data's frame rate over
     the largest n of SPARSER_POSES at which, and at every smaller n, validation under the
-    measured noise loses at most half a point (the "noisy_everyN" conditions); else the model's
-    own rate. Chosen on validation, never on a test."""
+    measured noise (:func:`pose_rate_accuracy`) loses at most half a point; else the model's own
+    rate. Chosen on validation, never on a test."""
     rate = spec.fps
     for n in SPARSER_POSES:
-        if val[f"noisy_every{n}"]["top1"] < val["noisy"]["top1"] - 0.005:
+        if pose_rate[f"every{n}"] < pose_rate["every1"] - 0.005:
             break
         rate = spec.source_fps / n
     return rate
@@ -211,7 +236,7 @@ def ship(name: str, net, ck: dict, cfg, spec: InputSpec, res: dict) -> None:
             "class_names": list(ck["class_names"]), "pipeline": spec.to_dict(),
             "temperature": round(res["temperature"], 4), "threshold": res["threshold"],
             "window_seconds": window, "stride_seconds": window * STRIDE_FRACTION,
-            "min_pose_fps": min_pose_fps(spec, res["splits"]["val"]),
+            "min_pose_fps": min_pose_fps(spec, res["pose_rate_val_noisy"]),
             "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
             "accuracy": res["splits"], "calibration_val_noisy": res["calibration_val_noisy"],
             "selected_on": ck.get("selected_on"), "epoch": ck.get("epoch"),
