@@ -192,7 +192,7 @@ def main() -> None:
     print("temperature", t, res["calibration_val_noisy"])
     (a.out / "metrics.json").write_text(json.dumps(res, indent=2) + "\n")
     if a.ship:
-        ship(a.ship, net, ck, cfg, spec, res)
+        ship(a.ship, net, ck, cfg, spec, res, a.checkpoint.parent.as_posix(), a.out.as_posix())
 
 
 def pose_rate_accuracy(net, data: dict, spec: InputSpec, num_clips: int,
@@ -223,7 +223,10 @@ def min_pose_fps(spec: InputSpec, pose_rate: dict[str, float]) -> float:
     return rate
 
 
-def ship(name: str, net, ck: dict, cfg, spec: InputSpec, res: dict) -> None:
+def ship(name: str, net, ck: dict, cfg, spec: InputSpec, res: dict, run_dir: str,
+         out: str) -> None:
+    """Write the weights and the model card; ``run_dir`` (the training's out_dir) and ``out``
+    (this scoring's folder) go into the card's command."""
     from safetensors.torch import save_file
 
     dst = Path(__file__).resolve().parents[1] / "posrec/weights/actions"
@@ -245,9 +248,8 @@ def ship(name: str, net, ck: dict, cfg, spec: InputSpec, res: dict) -> None:
                              "2D joints; 10 % of each carved out for validation",
             "command": "python tools/make_action_dataset.py --jhmdb-split 1 -o "
                        "runs/datasets/actions_jhmdb1.pkl && posrec train "
-                       "configs/posrec_actions.yaml --set out_dir=runs/actions_jhmdb1_jbjm "
-                       "train.threads=1 && python tools/ship_action_model.py "
-                       "runs/actions_jhmdb1_jbjm/best.pt --out benchmarks/runs/actions27_jbjm_jhmdb1 "
+                       f"configs/posrec_actions.yaml --set out_dir={run_dir} train.threads=1 "
+                       f"&& python tools/ship_action_model.py {run_dir}/best.pt --out {out} "
                        f"--ship {name}"}
     (dst / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
     print("shipped", weights, weights.stat().st_size, "bytes")
