@@ -85,6 +85,8 @@ class DataConfig:
     num_clips: int = 10            # clips per sample at test time (softmax scores averaged)
     val_clips: int = 1             # clips per sample for the per-epoch validation
     minmax: bool = False           # after augmenting, scale each axis of a clip to [-1, 1]
+    remove_drift: bool = False     # person normalisation: take out each clip's horizontal drift
+                                   # of the body (a pan, a walk across a fixed frame)
     test_flip: bool = False        # also score the left/right mirror of every test/val clip
     feats: list[str] = field(default_factory=lambda: ["j"])  # input stream(s): j, b, jm, bm
     augment: AugmentConfig = field(default_factory=AugmentConfig)

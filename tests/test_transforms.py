@@ -318,6 +318,29 @@ def test_person_normalize_ignores_frame_size_and_position(penn_clip):
     assert np.median(side) == pytest.approx(1.0, abs=1e-5)  # scaled to unit body size
 
 
+def test_person_normalize_can_take_out_horizontal_drift(penn_clip):
+    """remove_drift: a body carried across the frame at constant speed (a walk past a fixed
+    camera) gives the input of the same body in place; a vertical drift (sinking, rising) stays,
+    and without the option the drift stays too."""
+    from posrec.data.normalize import PersonNormalize
+
+    clip = T.UniformSample(32, 1, test_mode=True)(penn_clip)
+    kp = clip["keypoint"]
+    present = (kp != 0).any(-1, keepdims=True)
+    frames = np.arange(kp.shape[1], dtype=np.float32)[None, :, None, None]
+
+    def shifted(dx, dy):  # pixels per frame
+        return {**clip, "keypoint": np.where(present, kp + frames * np.float32([dx, dy]), 0)}
+
+    still = PersonNormalize(remove_drift=True)(clip)["keypoint"]
+    across = PersonNormalize(remove_drift=True)(shifted(7.0, 0.0))["keypoint"]
+    np.testing.assert_allclose(across, still, atol=1e-4)
+    kept = PersonNormalize()(shifted(7.0, 0.0))["keypoint"]
+    assert not np.allclose(kept, PersonNormalize()(clip)["keypoint"], atol=1e-2)
+    sinking = PersonNormalize(remove_drift=True)(shifted(0.0, 7.0))["keypoint"]
+    assert not np.allclose(sinking, still, atol=1e-2)
+
+
 def test_minmax_normalize_is_per_clip(ucla_clip):
     """Two clips scaled together equal each one scaled alone (it used to span all clips)."""
     clip = T.UniformSample(20, 2, test_mode=True)(ucla_clip)

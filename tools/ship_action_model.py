@@ -27,6 +27,7 @@ whose calibrated top probability is under it is more likely wrong than right. Wr
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import sys
@@ -158,11 +159,16 @@ def main() -> None:
     p.add_argument("--ship", metavar="NAME", help="write the model into posrec/weights/actions")
     p.add_argument("--test-flip", action="store_true",
                    help="score each window as it is and mirrored, logits averaged")
+    p.add_argument("--remove-drift", action="store_true",
+                   help="score (and ship) with the pipeline's remove_drift on, whatever the "
+                        "training used")
     a = p.parse_args()
     torch.set_num_threads(1)
     net, ck = load_model(a.checkpoint)
     cfg = config_from_dict(ck["config"])
     spec = InputSpec.from_dict(ck["pipeline"])
+    if a.remove_drift:
+        spec = dataclasses.replace(spec, remove_drift=True)
     data = load_dataset(resolve_path(cfg.data.source))
     classes = list(ck["class_names"])
     a.out.mkdir(parents=True, exist_ok=True)
@@ -234,6 +240,8 @@ def ship(name: str, net, ck: dict, cfg, spec: InputSpec, res: dict, run_dir: str
     weights = dst / f"{name}.safetensors"
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(weights))
     window = spec.window_seconds
+    # an inference-time option the training did not use is the tool's flag, not the config's
+    drift = " --remove-drift" if spec.remove_drift and not cfg.data.remove_drift else ""
     card = {"name": name, "arch": ck["arch"], "flags": ck["flags"],
             "num_classes": ck["num_classes"], "in_channels": ck["in_channels"],
             "class_names": list(ck["class_names"]), "pipeline": spec.to_dict(),
@@ -250,7 +258,7 @@ def ship(name: str, net, ck: dict, cfg, spec: InputSpec, res: dict, run_dir: str
                        "runs/datasets/actions_jhmdb1.pkl && posrec train "
                        f"configs/posrec_actions.yaml --set out_dir={run_dir} train.threads=1 "
                        f"&& python tools/ship_action_model.py {run_dir}/best.pt --out {out} "
-                       f"--ship {name}"}
+                       f"--ship {name}{drift}"}
     (dst / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
     print("shipped", weights, weights.stat().st_size, "bytes")
 

@@ -140,10 +140,15 @@ class PersonNormalize:
     the dataset's units, so pixel datasets (Penn Action), normalised ones (JHMDB) and an
     estimator's tracks on any video look alike. Joints scoring at most ``min_score`` become
     missing (0, 0). Works on the clips :class:`UniformSample` / :class:`WindowSample` made.
+
+    ``remove_drift``: first subtract the clip's horizontal linear drift of the body centre (the
+    least-squares line through the per-frame mean of present joints' x), so a person walking
+    across a fixed camera looks as JHMDB's camera-following clips show walkers; vertical motion
+    (jumping, sitting down) is kept.
     """
 
-    def __init__(self, min_score: float = 0.01):
-        self.min_score = min_score
+    def __init__(self, min_score: float = 0.01, remove_drift: bool = False):
+        self.min_score, self.remove_drift = min_score, remove_drift
 
     def __call__(self, results: dict) -> dict:
         kp = _f32(results["keypoint"])
@@ -152,6 +157,8 @@ class PersonNormalize:
         x = _per_clip(results, kp)  # (M, nc, t, V, C)
         present = _present(x)
         p = present[..., None]
+        if self.remove_drift:
+            x = _without_drift(x, present)
         count = present.sum((2, 3))[..., None]  # (M, nc, 1)
         centre = (x * p).sum((2, 3)) / np.maximum(count, 1)  # (M, nc, C)
         lo = np.where(p, x, np.inf).min(3)
@@ -163,3 +170,23 @@ class PersonNormalize:
         size = np.where(np.isfinite(size) & (size > 0), size, 1.0)[:, :, None, None, None]
         out = np.where(p, (x - centre[:, :, None, None]) / size, 0).reshape(kp.shape)
         return {**results, "keypoint": _f32(out), "normalized": True}
+
+
+def _without_drift(x: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """x (M, nc, t, V, C) with each clip's least-squares line through its per-frame mean joint
+    x taken out of the x of every present joint (frames without joints do not count)."""
+    n = present.sum(3)  # (M, nc, t)
+    seen = n > 0
+    cx = np.where(seen, (x[..., 0] * present).sum(3) / np.maximum(n, 1), 0.0)
+    t = np.arange(x.shape[2], dtype=np.float64)
+    w = seen.astype(np.float64)
+    k = np.maximum(w.sum(2, keepdims=True), 1)
+    t_mean = (w * t).sum(2, keepdims=True) / k
+    c_mean = (w * cx).sum(2, keepdims=True) / k
+    var = (w * (t - t_mean) ** 2).sum(2, keepdims=True)
+    slope = np.where(var > 0, (w * (t - t_mean) * (cx - c_mean)).sum(2, keepdims=True)
+                     / np.where(var > 0, var, 1), 0.0)  # (M, nc, 1): x per frame
+    out = x.copy()
+    out[..., 0] = np.where(present, x[..., 0] - (slope * (t - t_mean))[..., None], 0)
+    return out
+

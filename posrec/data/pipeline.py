@@ -33,6 +33,7 @@ class InputSpec:
     min_score: float = 0.01
     score: str = "raw"             # raw | presence
     minmax: bool = False
+    remove_drift: bool = False
 
     @property
     def window_seconds(self) -> float | None:
@@ -79,7 +80,8 @@ def spec_from_config(cfg: Any, dim: int) -> InputSpec:
     return InputSpec(layout=d.layout, feats=tuple(d.feats), clip_len=d.clip_len,
                      num_person=cfg.model.num_person, dim=dim, normalize=normalize,
                      sampling=d.sampling, fps=d.fps, source_fps=d.source_fps,
-                     min_score=d.min_score, score=d.score, minmax=d.minmax)
+                     min_score=d.min_score, score=d.score, minmax=d.minmax,
+                     remove_drift=d.remove_drift)
 
 
 def build_transform(spec: InputSpec, train: bool = False, num_clips: int = 1,
@@ -122,7 +124,7 @@ def build_transform(spec: InputSpec, train: bool = False, num_clips: int = 1,
     if a is not None and a.flip:
         ops.append(A.RandomFlip(p=a.flip, layout=spec.layout))
     if spec.normalize == "person":
-        ops.append(N.PersonNormalize(min_score=spec.min_score))
+        ops.append(N.PersonNormalize(min_score=spec.min_score, remove_drift=spec.remove_drift))
     if a is not None:
         ops += _geometric_ops(a)
     if spec.minmax:
