@@ -184,9 +184,8 @@ def _without_drift(x: np.ndarray, present: np.ndarray) -> np.ndarray:
     t_mean = (w * t).sum(2, keepdims=True) / k
     c_mean = (w * cx).sum(2, keepdims=True) / k
     var = (w * (t - t_mean) ** 2).sum(2, keepdims=True)
-    slope = np.where(var > 0, (w * (t - t_mean) * (cx - c_mean)).sum(2, keepdims=True)
-                     / np.where(var > 0, var, 1), 0.0)  # (M, nc, 1): x per frame
+    # (M, nc, 1): x per frame; a clip seen in one frame has var 0 and covariance 0
+    slope = (w * (t - t_mean) * (cx - c_mean)).sum(2, keepdims=True) / np.maximum(var, 1e-12)
     out = x.copy()
     out[..., 0] = np.where(present, x[..., 0] - (slope * (t - t_mean))[..., None], 0)
     return out
-
