@@ -111,6 +111,18 @@ def test_unknown_estimator_is_a_clear_error():
         load_estimator("openpose")
 
 
+@pytest.mark.parametrize("name", ["lightning", "multipose", "multipose-follow"])
+def test_a_bare_frame_is_refused_with_a_clear_error(photos, name):
+    """An (H, W, 3) array where a list of frames belongs used to be read as H images and fail
+    with an IndexError deep in preprocessing."""
+    est = load_estimator(name)
+    with pytest.raises(PosrecError, match=r"list of frames.*\[frame\]"):
+        est(photos["astronaut"])
+    with pytest.raises(PosrecError, match=r"\(H, W, 3\) RGB arrays, got \(512, 512\)"):
+        est([photos["astronaut"][..., 0]])
+    assert len(est([photos["astronaut"]])) == 1
+
+
 def _flipped_copy(src: Path, dst: Path) -> Path:
     """A byte-for-byte copy of ``src`` with one byte in the middle inverted."""
     data = bytearray(src.read_bytes())

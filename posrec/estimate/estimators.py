@@ -81,6 +81,18 @@ def _next_crop_region(yxs: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.array([y0 / h, x0 / w, (y0 + 2 * half) / h, (x0 + 2 * half) / w])
 
 
+def check_frames(frames: Sequence[np.ndarray]) -> None:
+    """Refuse what is not a sequence of (H, W, 3) images with a message that says so: a bare
+    frame would otherwise be read as a batch of H images and fail deep in preprocessing."""
+    if isinstance(frames, np.ndarray) and frames.ndim == 3:
+        raise PosrecError(f"an estimator takes a list of frames, got one {frames.shape} array: "
+                          "call it with [frame]")
+    for f in frames:
+        if not isinstance(f, np.ndarray) or f.ndim != 3 or f.shape[2] != 3:
+            shape = getattr(f, "shape", type(f).__name__)
+            raise PosrecError(f"frames must be (H, W, 3) RGB arrays, got {shape}")
+
+
 class MultiPoseSize:
     """MultiPose input size (long side, px) and people per image, chosen per video.
 
@@ -227,6 +239,7 @@ class MoveNetEstimator:
         return self.model(x, max_people).float().cpu().numpy()
 
     def __call__(self, frames: Sequence[np.ndarray]) -> list[FramePoses]:
+        check_frames(frames)
         if self.follow_person:
             return [self._follow(frame) for frame in frames]
         outputs: list = [None] * len(frames)
@@ -352,7 +365,8 @@ class KeypointRCNNEstimator:
 
     @torch.inference_mode()
     def __call__(self, frames: Sequence[np.ndarray]) -> list[FramePoses]:
-        if not frames:
+        check_frames(frames)
+        if not len(frames):
             return []
         images = [torch.from_numpy(np.ascontiguousarray(f)).to(self.device).permute(2, 0, 1).float() / 255
                   for f in frames]

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from posrec.estimate.estimators import (MIN_CROP_KEYPOINT_SCORE, MoveNetEstimator,
+from posrec.estimate.estimators import (MIN_CROP_KEYPOINT_SCORE, MoveNetEstimator, check_frames,
                                         _keypoint_boxes, body_square)
 from posrec.estimate.preprocess import crop_and_resize
 from posrec.estimate.tracker import keypoint_oks
@@ -101,6 +101,7 @@ class FollowingMultiPose:
         return self._counts["follows"]
 
     def __call__(self, frames: Sequence[np.ndarray]) -> list[FramePoses]:
+        check_frames(frames)
         out: list[FramePoses] = []
         i = 0
         while i < len(frames):
