@@ -87,6 +87,8 @@ class DataConfig:
     minmax: bool = False           # after augmenting, scale each axis of a clip to [-1, 1]
     remove_drift: bool = False     # person normalisation: take out each clip's horizontal drift
                                    # of the body (a pan, a walk across a fixed frame)
+    pad_short: str = "edge"        # window sampling, a clip or track shorter than a window:
+                                   # edge (repeat its first and last frames) | loop (play it again)
     test_flip: bool = False        # also score the left/right mirror of every test/val clip
     feats: list[str] = field(default_factory=lambda: ["j"])  # input stream(s): j, b, jm, bm
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -208,7 +210,8 @@ def _check(cfg: Config, where: str) -> None:
             raise bad(f"data.feats[{i}]", f"must be one of {', '.join(FEATS)}, got {f!r}")
     for key, allowed in (("sampling", ("uniform", "window")),
                          ("normalize", ("auto", "image", "body3d", "person")),
-                         ("score", ("raw", "presence"))):
+                         ("score", ("raw", "presence")),
+                         ("pad_short", ("edge", "loop"))):
         if getattr(cfg.data, key) not in allowed:
             raise bad(f"data.{key}", f"must be one of {', '.join(allowed)}, "
                                      f"got {getattr(cfg.data, key)!r}")

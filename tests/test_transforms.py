@@ -296,6 +296,18 @@ def test_window_indices_follow_the_frame_rates():
     # a short sequence (12 source frames at step 2 -> 6 frames) is padded with its end frames
     short = window_indices(12, 2.0, 10, test_mode=True)
     np.testing.assert_array_equal(short, [0, 0, 0, 2, 4, 6, 8, 10, 10, 10])
+    # or played again from its start ("loop"): every window frame is a moving one
+    looped = window_indices(12, 2.0, 10, test_mode=True, pad="loop")
+    np.testing.assert_array_equal(looped, [0, 2, 4, 6, 8, 10, 0, 2, 4, 6])
+    # training loops from a random frame of the clip, in order
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        idx = window_indices(12, 2.0, 10, pad="loop", rng=rng)
+        assert len(idx) == 10 and idx.max() <= 10
+        # each step moves on by one model frame or wraps back to the clip's first frame
+        assert all(q - p == 2 or q == 0 for p, q in zip(idx[:-1], idx[1:]))
+    with pytest.raises(PosrecError, match="pad must be"):
+        window_indices(12, 2.0, 10, pad="mirror")
     # training speeds stay within the range: steps between 2 / 1.5 and 2 * 1.5
     rng = np.random.default_rng(0)
     for _ in range(20):

@@ -34,6 +34,7 @@ class InputSpec:
     score: str = "raw"             # raw | presence
     minmax: bool = False
     remove_drift: bool = False
+    pad_short: str = "edge"        # window sampling: edge | loop (see DataConfig)
 
     @property
     def window_seconds(self) -> float | None:
@@ -81,7 +82,7 @@ def spec_from_config(cfg: Any, dim: int) -> InputSpec:
                      num_person=cfg.model.num_person, dim=dim, normalize=normalize,
                      sampling=d.sampling, fps=d.fps, source_fps=d.source_fps,
                      min_score=d.min_score, score=d.score, minmax=d.minmax,
-                     remove_drift=d.remove_drift)
+                     remove_drift=d.remove_drift, pad_short=d.pad_short)
 
 
 def build_transform(spec: InputSpec, train: bool = False, num_clips: int = 1,
@@ -115,7 +116,7 @@ def build_transform(spec: InputSpec, train: bool = False, num_clips: int = 1,
     if spec.sampling == "window":
         speed = (1 / (1 + a.speed), 1 + a.speed) if a is not None and a.speed else (1.0, 1.0)
         ops.append(S.WindowSample(spec.clip_len, spec.fps, num_clips, not train, speed,
-                                  spec.source_fps))
+                                  spec.source_fps, pad=spec.pad_short))
     else:
         ops.append(S.UniformSample(clip_len=spec.clip_len, num_clips=num_clips,
                                    test_mode=not train))

@@ -71,15 +71,20 @@ class UniformSample:
 
 def window_indices(num_frames: int, step: float, clip_len: int, num_clips: int = 1,
                    test_mode: bool = False, speed: tuple[float, float] = (1.0, 1.0),
-                   rng: np.random.Generator | None = None) -> np.ndarray:
+                   rng: np.random.Generator | None = None, pad: str = "edge") -> np.ndarray:
     """Frame indices (num_clips * clip_len,) of windows of ``clip_len`` frames taken every
     ``step`` source frames (``step`` = source fps / model fps).
 
     Training draws a start and a speed factor in ``speed`` per window (1.25 plays 25 % faster);
     ``test_mode`` spreads ``num_clips`` windows evenly at speed 1. A sequence shorter than a
-    window is padded by repeating its first and last frames (training: a random split of the
-    padding; test: centred), the way the labeller pads a short track.
+    window fills it the same way in training, test and the labeller's short tracks: ``pad``
+    "edge" repeats its first and last frames (training: a random split of the padding; test:
+    centred); "loop" plays it again from its start (training: from a random frame of it; test:
+    from its first), so a short run stays a run for the whole window instead of becoming mostly
+    a still body.
     """
+    if pad not in ("edge", "loop"):
+        raise PosrecError(f"pad must be 'edge' or 'loop', got {pad!r}")
     if num_frames < 1:
         raise PosrecError("cannot sample frames from an empty sequence")
     r = None if test_mode else _rng(rng)
@@ -94,9 +99,13 @@ def window_indices(num_frames: int, step: float, clip_len: int, num_clips: int =
             idx = np.rint(start + np.arange(clip_len) * s)
         else:
             core = np.rint(np.arange(int((num_frames - 1) // s) + 1) * s)
-            pad = clip_len - len(core)
-            left = pad // 2 if test_mode else int(r.integers(pad + 1))
-            idx = np.concatenate([np.full(left, core[0]), core, np.full(pad - left, core[-1])])
+            if pad == "loop":
+                first = 0 if test_mode else int(r.integers(len(core)))
+                idx = core[(first + np.arange(clip_len)) % len(core)]
+            else:
+                room = clip_len - len(core)
+                left = room // 2 if test_mode else int(r.integers(room + 1))
+                idx = np.concatenate([np.full(left, core[0]), core, np.full(room - left, core[-1])])
         out.append(np.clip(idx, 0, num_frames - 1).astype(np.int64))
     return np.concatenate(out)
 
@@ -106,20 +115,20 @@ class WindowSample:
     (``clip_len / fps`` seconds), as the labeller cuts them from a video, instead of the whole
     sequence squeezed into ``clip_len`` frames (:class:`UniformSample`). The sequence's own rate
     is its ``fps`` key, else ``default_fps``. See :func:`window_indices`; ``speed`` (training
-    only) is the range of the random speed factor."""
+    only) is the range of the random speed factor, ``pad`` how a short sequence fills a window."""
 
     def __init__(self, clip_len: int, fps: float, num_clips: int = 1, test_mode: bool = False,
                  speed: tuple[float, float] = (1.0, 1.0), default_fps: float = 30.0,
-                 rng: np.random.Generator | None = None):
+                 rng: np.random.Generator | None = None, pad: str = "edge"):
         self.clip_len, self.fps, self.num_clips, self.test_mode = clip_len, fps, num_clips, test_mode
-        self.speed, self.default_fps, self.rng = speed, default_fps, rng
+        self.speed, self.default_fps, self.rng, self.pad = speed, default_fps, rng, pad
 
     def __call__(self, results: dict) -> dict:
         kp = results["keypoint"]
         test = self.test_mode or bool(results.get("test_mode", False))
         step = float(results.get("fps") or self.default_fps) / self.fps
         inds = window_indices(kp.shape[1], step, self.clip_len, self.num_clips, test, self.speed,
-                              self.rng)
+                              self.rng, self.pad)
         out = {**results, "keypoint": kp[:, inds], "frame_inds": inds, "clip_len": self.clip_len,
                "num_clips": self.num_clips}
         if "keypoint_score" in results:
