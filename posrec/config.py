@@ -88,7 +88,8 @@ class DataConfig:
     remove_drift: bool = False     # person normalisation: take out each clip's horizontal drift
                                    # of the body (a pan, a walk across a fixed frame)
     pad_short: str = "edge"        # window sampling, a clip or track shorter than a window:
-                                   # edge (repeat its first and last frames) | loop (play it again)
+                                   # edge (repeat its first and last frames) | loop (play it
+                                   # again) | absent (edge's frames, marked missing)
     test_flip: bool = False        # also score the left/right mirror of every test/val clip
     feats: list[str] = field(default_factory=lambda: ["j"])  # input stream(s): j, b, jm, bm
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -211,7 +212,7 @@ def _check(cfg: Config, where: str) -> None:
     for key, allowed in (("sampling", ("uniform", "window")),
                          ("normalize", ("auto", "image", "body3d", "person")),
                          ("score", ("raw", "presence")),
-                         ("pad_short", ("edge", "loop"))):
+                         ("pad_short", ("edge", "loop", "absent"))):
         if getattr(cfg.data, key) not in allowed:
             raise bad(f"data.{key}", f"must be one of {', '.join(allowed)}, "
                                      f"got {getattr(cfg.data, key)!r}")

@@ -308,11 +308,33 @@ def test_window_indices_follow_the_frame_rates():
         assert all(q - p == 2 or q == 0 for p, q in zip(idx[:-1], idx[1:]))
     with pytest.raises(PosrecError, match="pad must be"):
         window_indices(12, 2.0, 10, pad="mirror")
+    # "absent": edge's frames, and which of them are the sequence's own
+    idx, real = window_indices(12, 2.0, 10, test_mode=True, pad="absent", return_real=True)
+    np.testing.assert_array_equal(idx, short)
+    np.testing.assert_array_equal(real, [0, 0, 1, 1, 1, 1, 1, 1, 0, 0])
     # training speeds stay within the range: steps between 2 / 1.5 and 2 * 1.5
     rng = np.random.default_rng(0)
     for _ in range(20):
         d = np.diff(window_indices(1000, 2.0, 16, speed=(1 / 1.5, 1.5), rng=rng))
         assert d.min() >= 1 and d.max() <= 3
+
+
+def test_window_padding_marked_absent_reaches_the_model_as_missing_joints():
+    """pad_short "absent": a clip shorter than a window is centred in it and the padding is
+    missing joints (presence 0), not copies of the end frames a model reads as a still body."""
+    from posrec.data.pipeline import InputSpec, build_transform
+
+    rng = np.random.default_rng(0)
+    clip = {"keypoint": rng.uniform(10, 100, (1, 12, 13, 2)).astype(np.float32),
+            "keypoint_score": np.ones((1, 12, 13), np.float32), "total_frames": 12, "fps": 40.0}
+    spec = InputSpec(layout="penn13", feats=("j",), clip_len=10, num_person=1, normalize="person",
+                     sampling="window", fps=20, score="presence", pad_short="absent")
+    x = build_transform(spec)(dict(clip))["keypoint"][0, 0].numpy()  # (T, V, 3)
+    presence = x[..., 2].mean(1)
+    np.testing.assert_array_equal(presence, [0, 0, 1, 1, 1, 1, 1, 1, 0, 0])
+    assert np.all(x[presence == 0] == 0)
+    edge = build_transform(dataclasses.replace(spec, pad_short="edge"))(dict(clip))["keypoint"]
+    assert np.all(edge[0, 0, ..., 2].numpy() == 1)  # edge padding: every frame present
 
 
 def test_person_normalize_ignores_frame_size_and_position(penn_clip):

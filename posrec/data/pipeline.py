@@ -34,7 +34,7 @@ class InputSpec:
     score: str = "raw"             # raw | presence
     minmax: bool = False
     remove_drift: bool = False
-    pad_short: str = "edge"        # window sampling: edge | loop (see DataConfig)
+    pad_short: str = "edge"        # window sampling: edge | loop | absent (see DataConfig)
 
     @property
     def window_seconds(self) -> float | None:

@@ -69,9 +69,13 @@ class UniformSample:
         return out
 
 
+PAD_SHORT = ("edge", "loop", "absent")
+
+
 def window_indices(num_frames: int, step: float, clip_len: int, num_clips: int = 1,
                    test_mode: bool = False, speed: tuple[float, float] = (1.0, 1.0),
-                   rng: np.random.Generator | None = None, pad: str = "edge") -> np.ndarray:
+                   rng: np.random.Generator | None = None, pad: str = "edge",
+                   return_real: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Frame indices (num_clips * clip_len,) of windows of ``clip_len`` frames taken every
     ``step`` source frames (``step`` = source fps / model fps).
 
@@ -81,14 +85,16 @@ def window_indices(num_frames: int, step: float, clip_len: int, num_clips: int =
     "edge" repeats its first and last frames (training: a random split of the padding; test:
     centred); "loop" plays it again from its start (training: from a random frame of it; test:
     from its first), so a short run stays a run for the whole window instead of becoming mostly
-    a still body.
+    a still body; "absent" takes the frames "edge" takes, and ``return_real`` tells which
+    window frames are the sequence's own, (num_clips * clip_len,) bool, so the padding can be
+    marked missing instead of showing a still body.
     """
-    if pad not in ("edge", "loop"):
-        raise PosrecError(f"pad must be 'edge' or 'loop', got {pad!r}")
+    if pad not in PAD_SHORT:
+        raise PosrecError(f"pad must be one of {', '.join(PAD_SHORT)}, got {pad!r}")
     if num_frames < 1:
         raise PosrecError("cannot sample frames from an empty sequence")
     r = None if test_mode else _rng(rng)
-    out = []
+    out, real = [], []
     for i in range(num_clips):
         s = step if test_mode else step * float(r.uniform(*speed))
         span = (clip_len - 1) * s
@@ -97,17 +103,22 @@ def window_indices(num_frames: int, step: float, clip_len: int, num_clips: int =
             start = room * (i / (num_clips - 1) if num_clips > 1 else 0.5) if test_mode \
                 else float(r.uniform(0, room))
             idx = np.rint(start + np.arange(clip_len) * s)
+            own = np.ones(clip_len, bool)
         else:
             core = np.rint(np.arange(int((num_frames - 1) // s) + 1) * s)
             if pad == "loop":
                 first = 0 if test_mode else int(r.integers(len(core)))
                 idx = core[(first + np.arange(clip_len)) % len(core)]
+                own = np.ones(clip_len, bool)
             else:
                 room = clip_len - len(core)
                 left = room // 2 if test_mode else int(r.integers(room + 1))
                 idx = np.concatenate([np.full(left, core[0]), core, np.full(room - left, core[-1])])
+                own = np.arange(clip_len) - left
+                own = (own >= 0) & (own < len(core))
         out.append(np.clip(idx, 0, num_frames - 1).astype(np.int64))
-    return np.concatenate(out)
+        real.append(own)
+    return (np.concatenate(out), np.concatenate(real)) if return_real else np.concatenate(out)
 
 
 class WindowSample:
@@ -127,10 +138,14 @@ class WindowSample:
         kp = results["keypoint"]
         test = self.test_mode or bool(results.get("test_mode", False))
         step = float(results.get("fps") or self.default_fps) / self.fps
-        inds = window_indices(kp.shape[1], step, self.clip_len, self.num_clips, test, self.speed,
-                              self.rng, self.pad)
+        inds, real = window_indices(kp.shape[1], step, self.clip_len, self.num_clips, test,
+                                    self.speed, self.rng, self.pad, return_real=True)
         out = {**results, "keypoint": kp[:, inds], "frame_inds": inds, "clip_len": self.clip_len,
                "num_clips": self.num_clips}
         if "keypoint_score" in results:
             out["keypoint_score"] = results["keypoint_score"][:, inds]
+        if self.pad == "absent" and not real.all():  # the padding: missing joints (0, score 0)
+            out["keypoint"] = np.where(real[None, :, None, None], out["keypoint"], 0)
+            if "keypoint_score" in out:
+                out["keypoint_score"] = np.where(real[None, :, None], out["keypoint_score"], 0)
         return out
