@@ -26,6 +26,7 @@ from typing import Any, Sequence
 import yaml
 
 from posrec.errors import PosrecError
+from posrec.data.sampling import PAD_SHORT
 from posrec.data.streams import FEATS
 from posrec.io.datasets import FORMATS
 from posrec.models import ARCHS
@@ -212,7 +213,7 @@ def _check(cfg: Config, where: str) -> None:
     for key, allowed in (("sampling", ("uniform", "window")),
                          ("normalize", ("auto", "image", "body3d", "person")),
                          ("score", ("raw", "presence")),
-                         ("pad_short", ("edge", "loop", "absent"))):
+                         ("pad_short", PAD_SHORT)):
         if getattr(cfg.data, key) not in allowed:
             raise bad(f"data.{key}", f"must be one of {', '.join(allowed)}, "
                                      f"got {getattr(cfg.data, key)!r}")
