@@ -53,6 +53,8 @@ class AugmentConfig:
     scale: float = 0.0    # max relative scale change per axis, e.g. 0.1 -> x0.9..1.1
     shift: float = 0.0    # max translation, in normalised coordinates
     noise: float = 0.0    # estimator-like joint jitter: std as a fraction of the person's size
+    noise_per_clip: bool = False  # draw each clip's jitter std uniform in [0, noise] (real jitter
+                                  # depends on the person's size at the estimator input)
     drop: float = 0.0     # probability that a joint is dropped (missing) in a frame
     flip: float = 0.0     # probability of a left/right flip
     speed: float = 0.0    # window sampling: speed factor uniform in [1 / (1 + speed), 1 + speed]
@@ -91,6 +93,8 @@ class DataConfig:
     pad_short: str = "edge"        # window sampling, a clip or track shorter than a window:
                                    # edge (repeat its first and last frames) | loop (play it
                                    # again) | absent (edge's frames, marked missing)
+    mask_motion: bool = False      # jm / bm are 0 where the joint (bone) is missing in either
+                                   # frame, not a jump to the (0, 0) missing marker
     test_flip: bool = False        # also score the left/right mirror of every test/val clip
     feats: list[str] = field(default_factory=lambda: ["j"])  # input stream(s): j, b, jm, bm
     augment: AugmentConfig = field(default_factory=AugmentConfig)

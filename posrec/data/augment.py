@@ -56,15 +56,19 @@ class EstimatorNoise:
     """Make annotated joints look like keypoint-estimator output.
 
     * jitter: Gaussian noise with std ``sigma`` x the person's size in that frame (diagonal of
-      the box around its present joints), so it is the same relative error at any scale;
+      the box around its present joints), so it is the same relative error at any scale; with
+      ``per_clip`` each person of each call gets its own std, uniform in [0, ``sigma``]: an
+      estimator's jitter depends on how large the person is at its input (RESULTS.md), and the
+      clips with little of it keep how fast the joints move readable;
     * drops: each present joint is lost with probability ``drop_prob`` (coordinates 0, score 0);
     * scores (2D): each kept joint's score is multiplied by a factor uniform in ``score_range``.
     """
 
     def __init__(self, sigma: float = 0.02, drop_prob: float = 0.05,
-                 score_range: tuple[float, float] = (0.6, 1.0),
+                 score_range: tuple[float, float] = (0.6, 1.0), per_clip: bool = False,
                  rng: np.random.Generator | None = None):
         self.sigma, self.drop_prob, self.score_range, self.rng = sigma, drop_prob, score_range, rng
+        self.per_clip = per_clip
 
     def __call__(self, results: dict) -> dict:
         r = _rng(self.rng)
@@ -74,7 +78,8 @@ class EstimatorNoise:
         hi = np.where(present[..., None], kp, -np.inf).max(axis=2)
         extent = np.where(present.any(-1)[..., None], hi - lo, 0)  # (M, T, C); 0 if nobody
         size = np.linalg.norm(extent, axis=-1)
-        noise = _f32(r.standard_normal(kp.shape)) * (self.sigma * size)[..., None, None]
+        sigma = r.uniform(0, self.sigma, size=(len(kp), 1)) if self.per_clip else self.sigma
+        noise = _f32(r.standard_normal(kp.shape)) * (sigma * size)[..., None, None]
         keep = present & (r.random(present.shape) >= self.drop_prob)
         out = {**results, "keypoint": _f32(np.where(keep[..., None], kp + noise, 0))}
         if "keypoint_score" in results:

@@ -35,6 +35,7 @@ class InputSpec:
     minmax: bool = False
     remove_drift: bool = False
     pad_short: str = "edge"        # window sampling: edge | loop | absent (see DataConfig)
+    mask_motion: bool = False      # motion streams 0 where a joint is missing (see DataConfig)
 
     @property
     def window_seconds(self) -> float | None:
@@ -82,7 +83,8 @@ def spec_from_config(cfg: Any, dim: int) -> InputSpec:
                      num_person=cfg.model.num_person, dim=dim, normalize=normalize,
                      sampling=d.sampling, fps=d.fps, source_fps=d.source_fps,
                      min_score=d.min_score, score=d.score, minmax=d.minmax,
-                     remove_drift=d.remove_drift, pad_short=d.pad_short)
+                     remove_drift=d.remove_drift, pad_short=d.pad_short,
+                     mask_motion=d.mask_motion)
 
 
 def build_transform(spec: InputSpec, train: bool = False, num_clips: int = 1,
@@ -135,7 +137,8 @@ def build_transform(spec: InputSpec, train: bool = False, num_clips: int = 1,
     if spec.score == "presence":
         ops.append(F.PresenceScore())
     ops += [F.PadPersons(num_person=spec.num_person),
-            F.GenSkeFeat(layout=spec.layout, feats=spec.feats), F.ToTensor()]
+            F.GenSkeFeat(layout=spec.layout, feats=spec.feats,
+                          mask_motion=spec.mask_motion), F.ToTensor()]
     return Compose(ops)
 
 
@@ -145,7 +148,8 @@ def _estimator_noise_ops(noise, layout: str) -> list:
 
     ops = []
     if noise.noise or noise.drop:
-        ops.append(A.EstimatorNoise(sigma=noise.noise, drop_prob=noise.drop))
+        ops.append(A.EstimatorNoise(sigma=noise.noise, drop_prob=noise.drop,
+                                    per_clip=noise.noise_per_clip))
     if noise.frame_drop:
         ops.append(A.FrameDrop(p=noise.frame_drop))
     if noise.truncate:

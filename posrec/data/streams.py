@@ -53,15 +53,23 @@ def _with_score(results: dict) -> np.ndarray:
     return kp
 
 
-def _motion(x: np.ndarray, num_clips: int, has_score: bool) -> np.ndarray:
+def _motion(x: np.ndarray, num_clips: int, has_score: bool,
+            seen: np.ndarray | None = None) -> np.ndarray:
     """Frame-to-frame difference within each clip (last frame 0); a score channel becomes the
-    mean of the two frames' scores, as in PYSKL."""
+    mean of the two frames' scores, as in PYSKL. ``seen`` (M, T, V) bool: where given, the
+    motion (score channel included) is 0 unless the joint is seen in both frames, so a missing
+    joint is no motion rather than a jump to the (0, 0) marker and back."""
     m, t, v, c = x.shape
     xs = x.reshape(m, num_clips, t // num_clips, v, c)
     mo = np.zeros_like(xs)
     mo[:, :, :-1] = xs[:, :, 1:] - xs[:, :, :-1]
     if has_score:
         mo[:, :, :-1, :, -1] = (xs[:, :, 1:, :, -1] + xs[:, :, :-1, :, -1]) / 2
+    if seen is not None:
+        ss = seen.reshape(m, num_clips, t // num_clips, v)
+        both = np.zeros_like(ss)
+        both[:, :, :-1] = ss[:, :, 1:] & ss[:, :, :-1]
+        mo[~both] = 0
     return mo.reshape(m, t, v, c)
 
 
@@ -73,33 +81,41 @@ class GenSkeFeat:
       channel is the mean of the two joints' scores);
     * ``jm`` / ``bm``: joint / bone motion, the difference to the next frame (within each clip).
 
+    ``mask_motion``: motion is 0 where the joint (bone) is missing in this frame or the next.
+    Without it a dropped joint is a jump to (0, 0) and back: under the training augmentations'
+    drops those jumps dominate the motion stream (JHMDB's runs then move no faster than its
+    walks, RESULTS.md), and an estimator's weak joints do the same at inference.
+
     Output ``keypoint`` (M, T, V, C * len(feats)); ``keypoint_score`` is consumed.
     """
 
-    def __init__(self, layout: str | None = None, feats: Sequence[str] = ("j",)):
+    def __init__(self, layout: str | None = None, feats: Sequence[str] = ("j",),
+                 mask_motion: bool = False):
         bad = [f for f in feats if f not in FEATS]
         if bad or not feats:
             raise PosrecError(f"unknown input stream(s) {bad or list(feats)}; use j, b, jm, bm")
-        self.feats, self.layout = tuple(feats), layout
+        self.feats, self.layout, self.mask_motion = tuple(feats), layout, mask_motion
 
     def __call__(self, results: dict) -> dict:
         j = _with_score(results)
         has_score = "keypoint_score" in results
         nc = int(results.get("num_clips", 1))
         streams = {"j": j}
+        ok = _present(results["keypoint"])
         if "b" in self.feats or "bm" in self.feats:
             parent = layout_parents(_layout_name(results, self.layout))
             jp = np.take(j, parent, axis=2)  # np.take: 3x faster than fancy indexing here
             b = j - jp
             if has_score:
                 b[..., -1] = (j[..., -1] + jp[..., -1]) / 2
-            ok = _present(results["keypoint"])
-            b[~(ok & np.take(ok, parent, axis=2))] = 0  # a bone with a missing end is missing
+            bone_ok = ok & np.take(ok, parent, axis=2)
+            b[~bone_ok] = 0  # a bone with a missing end is missing
             streams["b"] = b
+        mask = self.mask_motion
         if "jm" in self.feats:
-            streams["jm"] = _motion(j, nc, has_score)
+            streams["jm"] = _motion(j, nc, has_score, ok if mask else None)
         if "bm" in self.feats:
-            streams["bm"] = _motion(streams["b"], nc, has_score)
+            streams["bm"] = _motion(streams["b"], nc, has_score, bone_ok if mask else None)
         out = {k: v for k, v in results.items() if k != "keypoint_score"}
         parts = [streams[f] for f in self.feats]
         out["keypoint"] = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
