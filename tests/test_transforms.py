@@ -11,6 +11,7 @@ import torch
 
 from posrec.data import transforms as T
 from posrec.data.dataset import SkeletonDataset
+from posrec.data.normalize import PersonNormalize
 from posrec.errors import PosrecError
 from posrec.io.nwucla import read_nwucla_json
 from posrec.io.penn import read_penn_mat
@@ -201,6 +202,25 @@ def test_motion_stays_within_clips(penn_clip):
     assert not jm[:, [9, 19, 29]].any()  # last frame of each clip: no difference across clips
 
 
+def test_masked_motion_ignores_missing_joints(penn_clip):
+    """A dropped joint is no motion, not a jump to the (0, 0) marker and back; bones likewise."""
+    clip = PersonNormalize()(T.UniformSample(20, test_mode=True)(penn_clip))
+    kp = clip["keypoint"].copy()
+    kp[0, 5, 9] = 0  # penn13 joint 9 (a knee) lost in frame 5
+    holed = {**clip, "keypoint": kp}
+    raw = T.GenSkeFeat("penn13", feats=("jm", "bm"))(holed)["keypoint"]
+    out = T.GenSkeFeat("penn13", feats=("jm", "bm"), mask_motion=True)(_frozen(holed))["keypoint"]
+    jm, bm = out[..., :3], out[..., 3:]
+    # the raw stream jumps by the joint's whole offset from the centre, into frame 5 and out
+    assert np.abs(raw[0, 4, 9, :2]).max() > 0.1 and np.abs(raw[0, 5, 9, :2]).max() > 0.1
+    assert not jm[0, 4:6, 9].any()  # frames 4->5 and 5->6 touch the missing joint
+    child = [v for v, p in enumerate(get_layout("penn13").parents) if p == 9]
+    assert child and not bm[0, 4:6, [9] + child].any()  # bones to and from it
+    np.testing.assert_array_equal(jm[0, 6:, 9], raw[0, 6:, 9, :3])  # elsewhere unchanged
+    np.testing.assert_array_equal(jm[0, :, :9], raw[0, :, :9, :3])
+    assert not jm[0, -1].any()
+
+
 def test_streams_3d(ucla_clip):
     out = T.GenSkeFeat(feats=("j", "b"))(T.PreNormalize3D()(ucla_clip))["keypoint"]  # layout key
     assert out.shape[-1] == 6 and not out[..., get_layout("nwucla20").center, 3:].any()
@@ -242,6 +262,22 @@ def test_estimator_noise(penn_clip):
     assert ratio.min() >= 0.5 and ratio.max() <= 1.0
     err = np.linalg.norm(kp - clip["keypoint"], axis=-1)[kept]
     assert 0 < np.median(err) < 0.1  # a few percent of a body that spans about one unit
+
+
+def test_estimator_noise_per_clip_spreads_the_jitter(penn_clip):
+    """per_clip: each call's std is uniform in [0, sigma], so some clips come out nearly clean."""
+    clip = PersonNormalize()(T.UniformSample(40, test_mode=True)(penn_clip))
+    rng = np.random.default_rng(0)
+
+    def median_error(per_clip):
+        out = T.EstimatorNoise(0.03, drop_prob=0, per_clip=per_clip, rng=rng)(_frozen(clip))
+        return np.median(np.linalg.norm(out["keypoint"] - clip["keypoint"], axis=-1))
+
+    fixed = np.array([median_error(False) for _ in range(30)])
+    spread = np.array([median_error(True) for _ in range(30)])
+    assert fixed.min() > 0.5 * fixed.max()  # one std: every clip about as noisy
+    assert spread.min() < 0.2 * fixed.min() and spread.max() < 1.1 * fixed.max()
+    assert 0.3 < spread.mean() / fixed.mean() < 0.7  # uniform in [0, sigma]: half on average
 
 
 def test_pad_persons(penn_clip):
