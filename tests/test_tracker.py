@@ -215,3 +215,19 @@ def test_still_person_keeps_one_id_when_the_pose_reading_flips(shared_data):
     assert tracker.similarity(mirrored)[0, 0] == pytest.approx(tracker.similarity(frames[1])[0, 0])
     tracker.flip_invariant = False
     assert tracker.similarity(mirrored)[0, 0] < 0.6 * tracker.similarity(frames[1])[0, 0]
+
+
+@pytest.mark.parametrize("fps", [30, 10])
+def test_walker_who_stops_while_hidden_keeps_the_id_at_any_pose_rate(fps):
+    """The constant-velocity prediction is capped at a third of a second, not at 10 frames: a
+    person walking at 240 px/s who stops just after vanishing behind something for 0.8 s is
+    found again where they stopped at 30 poses a second and at 10 (`posrec label --every 3`).
+    At 10 fps a 10-frame cap would predict them 1 s on, 190 px past where they stand."""
+    step = 240 / fps
+    gap = int(0.8 * fps)
+    frames = [_frame([_person(100 + step * t, 300, 200)]) for t in range(fps)]
+    stop = 100 + step * fps  # one more step, then still
+    frames += [_frame([])] * gap + [_frame([_person(stop, 300, 200)])] * 5
+    ids = {int(i) for fp in track_poses(frames, fps=fps) for i in fp.track_ids}
+    assert ids == {0}
+    assert PoseTracker(fps=fps).motion_horizon == round(fps / 3)

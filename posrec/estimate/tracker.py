@@ -4,7 +4,7 @@
 similarity that mixes keypoint OKS (COCO sigmas, left/right-swap invariant) and box IoU, after
 moving each track along its constant-velocity prediction so that people who walk past each other
 do not swap; a strong box overlap alone keeps an id through a change of pose. A track that
-finds no match survives ``max_missed`` frames (half a second by default). :func:`tracks_to_arrays`
+finds no match survives ``max_missed`` frames (two seconds by default). :func:`tracks_to_arrays`
 turns the tracked frames into the (M, T, V, C) arrays of a PYSKL annotation.
 """
 
@@ -81,7 +81,7 @@ class _Track:
     hits: int = 1
     velocity: np.ndarray | None = None  # (2,) box-centre motion, pixels per frame
 
-    def shift(self, frame: int, horizon: int = 10) -> np.ndarray:
+    def shift(self, frame: int, horizon: int) -> np.ndarray:
         """Predicted displacement (2,) since the last match, at constant velocity for at most
         ``horizon`` frames: people stop and turn, so a long extrapolation only drifts."""
         if self.velocity is None:
@@ -140,6 +140,9 @@ class PoseTracker:
                  box_overlap: float | None = 0.7, flip_invariant: bool = True) -> None:
         fps = fps if fps and fps > 0 else 30.0
         self.max_missed = int(round(2.0 * fps)) if max_missed is None else int(max_missed)
+        # a third of a second of constant-velocity prediction, whatever the pose rate (10
+        # frames at 30 fps, 3 when `posrec label` estimates every third frame)
+        self.motion_horizon = max(1, int(round(fps / 3)))
         self.reid_distance = reid_distance
         self.min_similarity = min_similarity
         self.new_track_score = new_track_score
@@ -164,7 +167,8 @@ class PoseTracker:
         frame = self.frame_index + 1
         if not self.tracks or not len(poses):
             return np.zeros((len(self.tracks), len(poses)), np.float32)
-        shifts = np.stack([t.shift(frame) if self.predict_motion else np.zeros(2, np.float32)
+        h = self.motion_horizon
+        shifts = np.stack([t.shift(frame, h) if self.predict_motion else np.zeros(2, np.float32)
                            for t in self.tracks]).astype(np.float32)
         t_boxes = np.stack([t.box for t in self.tracks]) + np.tile(shifts, 2)
         t_kps = np.stack([t.keypoints for t in self.tracks]) + shifts[:, None, :]
@@ -240,7 +244,8 @@ class PoseTracker:
         free = np.flatnonzero(ids < 0)
         if not lost or not len(free):
             return
-        t_box = np.stack([t.box for t in lost]) + np.tile(np.stack([t.shift(frame) for t in lost]), 2)
+        shifts = np.stack([t.shift(frame, self.motion_horizon) for t in lost])
+        t_box = np.stack([t.box for t in lost]) + np.tile(shifts, 2)
         d_box = poses.boxes[free]
         # Body size as the box's longer side, so that lying and side-view bodies count fully.
         t_size = np.maximum((t_box[:, 2:] - t_box[:, :2]).max(1), 1.0)[:, None]
