@@ -67,8 +67,8 @@ class EstimatorNoise:
     def __init__(self, sigma: float = 0.02, drop_prob: float = 0.05,
                  score_range: tuple[float, float] = (0.6, 1.0), per_clip: bool = False,
                  rng: np.random.Generator | None = None):
-        self.sigma, self.drop_prob, self.score_range, self.rng = sigma, drop_prob, score_range, rng
-        self.per_clip = per_clip
+        self.sigma, self.drop_prob, self.score_range = sigma, drop_prob, score_range
+        self.per_clip, self.rng = per_clip, rng
 
     def __call__(self, results: dict) -> dict:
         r = _rng(self.rng)

@@ -103,7 +103,9 @@ class PoseTracker:
     """Assigns stable integer ids (0, 1, 2, ... in order of appearance) to people across frames.
 
     Args:
-        fps: frames per second, used for the default ``max_missed``; 0 or None means 30.
+        fps: frames per second (the rate poses arrive at), used for the default
+            ``max_missed`` and for the constant-velocity prediction's horizon (a third of a
+            second); 0 or None means 30.
         max_missed: frames a track survives without a match (default: two seconds of frames).
         min_similarity: matches below this similarity in [0, 1] are refused.
         new_track_score: an unmatched detection needs this box score to start a track; weaker
